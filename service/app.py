@@ -1,0 +1,45 @@
+"""The Litestar application: create_app(settings)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from service.config import Settings
+from service.database import create_pool, head_revisions
+from service.group_commit import GroupCommit
+from service.openapi import add_request_bodies, openapi_config
+from service.problems import EXCEPTION_HANDLERS
+from service.routes import events, health, incidents
+from service.runtime import Runtime, provide_runtime
+
+
+def create_app(settings: Settings) -> Litestar:
+    """An app serving the log in `settings.database_url` (which must be set)."""
+    if settings.database_url is None:
+        raise ValueError("create_app needs settings.database_url; `legation serve` provides one")
+    dsn = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
+        appends = GroupCommit(pool)
+        appends.start()
+        app.state.runtime = Runtime(settings, pool, appends, head_revisions())
+        try:
+            yield
+        finally:
+            await appends.stop()
+            await pool.close()
+
+    app = Litestar(
+        route_handlers=[*incidents.ROUTES, *events.ROUTES, *health.ROUTES],
+        lifespan=[lifespan],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+    )
+    add_request_bodies(app)
+    return app

@@ -1,0 +1,80 @@
+"""The `legation` command: serve, migrate."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import msgspec
+import uvicorn
+
+from service.app import create_app
+from service.config import InvalidSettings, Settings, settings_from_env
+from service.database import migrate
+from service.demo import load_demo
+from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
+
+log = logging.getLogger("legation")
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL when set; else an embedded PostgreSQL, stopped on exit."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    data_dir = settings.data_dir or default_data_dir()
+    server = EmbeddedPostgres(data_dir)
+    log.info("DATABASE_URL is unset: starting embedded PostgreSQL in %s", data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def serve(settings: Settings, demo: bool) -> None:
+    """Migrate, optionally load the demo incidents, and serve HTTP."""
+    with database(settings) as dsn:
+        migrate(dsn)
+        if demo:
+            loaded = asyncio.run(load_demo(dsn))
+            log.info("demo: %s", f"{loaded} incidents loaded" if loaded else "incidents exist")
+        app = create_app(msgspec.structs.replace(settings, database_url=dsn))
+        log.info("serving on http://%s:%d", settings.host, settings.port)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="legation", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="migrate and serve the HTTP API")
+    serve_cmd.add_argument("--demo", action="store_true", help="load the example incidents")
+    serve_cmd.add_argument("--host", help="bind address (default LEGATION_HOST or 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port (default LEGATION_PORT or 8000)")
+    commands.add_parser("migrate", help="bring the database to the newest revision")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `legation` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = settings_from_env()
+    except InvalidSettings as exc:
+        print(f"legation: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+            serve(msgspec.structs.replace(settings, **overrides), args.demo)
+        elif args.command == "migrate":
+            with database(settings) as dsn:
+                migrate(dsn)
+            print("migrated to the newest revision")
+    except EmbeddedPostgresError as exc:
+        print(f"legation: {exc}", file=sys.stderr)
+        return 1
+    return 0

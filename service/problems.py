@@ -1,0 +1,178 @@
+"""RFC 9457 problem details: the one shape of every error response."""
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("legation.http")
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One invalid field: its path in the body or query, and what is wrong."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+    current_version: int | None = None
+
+
+class Problem(Exception):
+    """An error answered as problem details; subclasses name the fact."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        current_version: int | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail, self.errors, self.headers = detail, errors, headers or {}
+        self.current_version = current_version
+
+    def body(self) -> ProblemDetails:
+        """The problem details this error is answered with."""
+        return ProblemDetails(
+            type=f"urn:legation:problem:{self.slug}",
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            errors=self.errors,
+            current_version=self.current_version,
+        )
+
+
+class InvalidInput(Problem):
+    """The request is well-formed but its content breaks the contract."""
+
+    status, slug, title = 422, "validation", "The request is not valid"
+
+
+class MalformedJson(Problem):
+    """The body is not JSON (or NDJSON) at all."""
+
+    status, slug, title = 400, "malformed-json", "The body is not valid JSON"
+
+
+class NotFound(Problem):
+    """The resource does not exist."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    """The request conflicts with what the log already holds."""
+
+    status, slug, title = 409, "conflict", "Conflict with the current state"
+
+
+class PreconditionFailed(Problem):
+    """If-Match named a version that is no longer current."""
+
+    status, slug, title = 412, "precondition-failed", "The incident has changed"
+
+
+class Unavailable(Problem):
+    """The service cannot answer now; Retry-After says when to try again."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED = re.compile(r"(missing required|contains unknown) field `(?P<name>[^`]+)`")
+
+
+def field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
+    """msgspec's message turned into a field path ('sources[0].outlet') and a message."""
+    match = _PATH.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    message, path = match["message"], (match["path"] or "").lstrip(".")
+    named = _NAMED.search(message)
+    if named:
+        path = f"{path}.{named['name']}" if path else named["name"]
+        message = "is required" if named[1] == "missing required" else "is not a known field"
+    field = ".".join(part for part in (prefix, path) if part) or "body"
+    return FieldError(field=field.replace(".[", "["), message=message)
+
+
+def invalid(exc: msgspec.ValidationError, prefix: str = "") -> InvalidInput:
+    """A 422 naming the field msgspec rejected."""
+    error = field_error(exc, prefix)
+    return InvalidInput(f"{error.field}: {error.message}", errors=[error])
+
+
+def problem_response(problem: Problem) -> Response[ProblemDetails]:
+    """The response for a Problem."""
+    return Response(
+        problem.body(),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ProblemDetails]:
+    return problem_response(exc)
+
+
+def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[ProblemDetails]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        FieldError(field=str(item.get("key", "request")), message=str(item.get("message", "")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
+    return problem_response(InvalidInput(detail, errors=errors))
+
+
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
+    problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
+    problem.status, problem.title = exc.status_code, _title(exc.status_code)
+    problem.slug = problem.title.lower().replace(" ", "-")
+    return problem_response(problem)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _on_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+    # Never echo the exception: it may carry SQL or internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = Problem("The server failed to answer this request; it has been logged.")
+    problem.status, problem.slug, problem.title = 500, "internal", "Internal server error"
+    return problem_response(problem)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    Problem: _on_problem,
+    ValidationException: _on_validation,
+    HTTPException: _on_http,
+    HTTP_500_INTERNAL_SERVER_ERROR: _on_crash,
+    Exception: _on_crash,
+}

@@ -1,0 +1,37 @@
+"""What request handlers share: settings, the pool and the group committer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from litestar.datastructures import State
+
+from service.config import Settings
+from service.group_commit import GroupCommit
+
+
+class Runtime:
+    """The process-wide resources a running app holds.
+
+    A plain class on purpose: Litestar passes it to handlers as an opaque value
+    instead of inspecting and converting fields as it would for a dataclass.
+    """
+
+    __slots__ = ("appends", "migration_heads", "pool", "settings")
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool[Any],
+        appends: GroupCommit,
+        migration_heads: frozenset[str],
+    ) -> None:
+        self.settings, self.pool, self.appends = settings, pool, appends
+        self.migration_heads = migration_heads
+
+
+def provide_runtime(state: State) -> Runtime:
+    """Dependency: the app's Runtime (set by the lifespan)."""
+    runtime: Runtime = state.runtime
+    return runtime

@@ -1,0 +1,91 @@
+"""Fixtures: a real PostgreSQL, a migrated template, and a fresh database per test.
+
+With DATABASE_URL set, its server is used; otherwise an embedded PostgreSQL is
+started for the session (as `legation serve` does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.config import Settings
+from service.database import create_pool, migrate
+from service.embedded import EmbeddedPostgres
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """The PostgreSQL server the suite runs against."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="lg-tests-", dir="/tmp"))
+    data_dir.chmod(0o755)
+    server = EmbeddedPostgres(data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _admin(server_dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def template(server_dsn: str) -> AsyncIterator[str]:
+    """A database migrated once, cloned for every test."""
+    name = f"legation_template_{os.getpid()}"
+    await _admin(server_dsn, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    migrate(with_database(server_dsn, name))
+    yield name
+    await _admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"legation_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server_dsn, f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield with_database(server_dsn, name)
+    await _admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    """A pool on the test's database with the service's codecs."""
+    made = await create_pool(dsn, min_size=1, max_size=25)
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def client(dsn: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    """Real HTTP through the app, on the test's database."""
+    app = create_app(Settings(database_url=dsn))
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client

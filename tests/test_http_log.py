@@ -1,0 +1,83 @@
+"""The log and the operational endpoints over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.factories import expulsion
+
+Client = AsyncTestClient[Any]
+
+
+async def _fill(client: Client) -> None:
+    for expelled in ("NL", "BE", "DE"):
+        response = await client.post("/v1/incidents", json=expulsion(expelled=expelled))
+        assert response.status_code == 201
+
+
+async def test_the_log_pages_by_position(client: Client) -> None:
+    await _fill(client)
+    first = await client.get("/v1/events", params={"limit": 2})
+    page = first.json()
+    assert [e["position"] for e in page["items"]] == [1, 2]
+    assert page["last_position"] == 3 and first.headers["legation-position"] == "3"
+    event = page["items"][0]
+    assert event["type"] == "expulsion.reported" and event["version"] == 1
+    assert event["stream"] == f"incident-{event['stream'].removeprefix('incident-')}"
+    assert event["data"]["expelled"] == "NL" and event["metadata"]["actor"] == "anonymous"
+    second = (await client.get(page["next"])).json()
+    assert [e["position"] for e in second["items"]] == [3]
+    last = (await client.get(second["next"])).json()
+    assert last["items"] == [] and last["next"] == second["next"]
+
+
+async def test_the_log_filters_by_type_and_country(client: Client) -> None:
+    await _fill(client)
+    by_country = (await client.get("/v1/events", params={"country": "bel"})).json()
+    assert [e["data"]["expelled"] for e in by_country["items"]] == ["BE"]
+    assert by_country["last_position"] == 3
+    assert "country=BE" in by_country["next"]
+    by_type = (await client.get("/v1/events?type=incident.corrected")).json()
+    assert by_type["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("after=-1", "after"),
+        ("after=abc", "after"),
+        ("type=expulsion.exploded", "type"),
+        ("country=XX", "country"),
+    ],
+)
+async def test_bad_log_queries_are_422_naming_the_parameter(
+    client: Client, query: str, field: str
+) -> None:
+    response = await client.get(f"/v1/events?{query}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == field
+
+
+async def test_health_and_readiness(client: Client) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "database": "ok", "migrations": "head"}
+
+
+async def test_readiness_is_503_when_migrations_are_behind(client: Client, dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("UPDATE alembic_version SET version_num = 'older'")
+    await conn.close()
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["migrations"] == "behind"
