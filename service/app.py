@@ -9,7 +9,7 @@ from litestar.di import Provide
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.group_commit import GroupCommit
-from service.openapi import add_request_bodies, openapi_config
+from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.routes import events, health, incidents
 from service.runtime import Runtime, provide_runtime
@@ -41,5 +41,5 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
     )
-    add_request_bodies(app)
+    refine(app)
     return app

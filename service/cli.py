@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +35,16 @@ def database(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
+def _leave(signum: int, _frame: object) -> None:
+    # uvicorn shuts down gracefully, then re-raises the signal it caught; leaving
+    # through SystemExit lets the embedded PostgreSQL be stopped on the way out.
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, demo: bool) -> None:
     """Migrate, optionally load the demo incidents, and serve HTTP."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _leave)
     with database(settings) as dsn:
         migrate(dsn)
         if demo:

@@ -32,9 +32,11 @@ async def test_reporting_an_expulsion(client: Client) -> None:
     assert response.headers["legation-position"] == "1"
     assert (view["expelling"], view["expelled"], view["count"]) == ("RU", "NL", 15)
     assert (view["status"], view["disputed"], view["version"]) == ("active", False, 1)
-    assert view["sources"][0]["outlet"] == "AFP" and view["corrections"] == []
+    assert view["sources"][0]["outlet"] == "AFP"
+    assert view["corrections"] == []
     read = await client.get(f"/v1/incidents/{view['id']}")
-    assert read.json() == view and read.headers["etag"] == '"1"'
+    assert read.json() == view
+    assert read.headers["etag"] == '"1"'
 
 
 async def test_a_count_range_makes_the_incident_disputed(client: Client) -> None:
@@ -67,14 +69,18 @@ async def test_invalid_reports_are_422_naming_the_field(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["status"] == 422 and problem["title"] and problem["detail"]
+    assert problem["status"] == 422
+    assert problem["title"]
+    assert problem["detail"]
     assert [error["field"] for error in problem["errors"]] == [field]
     assert await log_size(client) == 0
 
 
 async def test_malformed_json_is_400_and_appends_nothing(client: Client) -> None:
     response = await client.post(
-        "/v1/incidents", content=b'{"kind": "expulsion",', headers={"content-type": "application/json"}
+        "/v1/incidents",
+        content=b'{"kind": "expulsion",',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json()["type"].endswith("malformed-json")

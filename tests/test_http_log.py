@@ -23,15 +23,19 @@ async def test_the_log_pages_by_position(client: Client) -> None:
     first = await client.get("/v1/events", params={"limit": 2})
     page = first.json()
     assert [e["position"] for e in page["items"]] == [1, 2]
-    assert page["last_position"] == 3 and first.headers["legation-position"] == "3"
+    assert page["last_position"] == 3
+    assert first.headers["legation-position"] == "3"
     event = page["items"][0]
-    assert event["type"] == "expulsion.reported" and event["version"] == 1
+    assert event["type"] == "expulsion.reported"
+    assert event["version"] == 1
     assert event["stream"] == f"incident-{event['stream'].removeprefix('incident-')}"
-    assert event["data"]["expelled"] == "NL" and event["metadata"]["actor"] == "anonymous"
+    assert event["data"]["expelled"] == "NL"
+    assert event["metadata"]["actor"] == "anonymous"
     second = (await client.get(page["next"])).json()
     assert [e["position"] for e in second["items"]] == [3]
     last = (await client.get(second["next"])).json()
-    assert last["items"] == [] and last["next"] == second["next"]
+    assert last["items"] == []
+    assert last["next"] == second["next"]
 
 
 async def test_the_log_filters_by_type_and_country(client: Client) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from service.database import connect
 from service.store import (
-    AppendRequest,
     Appended,
+    AppendRequest,
     EventIdReused,
     LogFilter,
     WrongExpectedVersion,
@@ -111,7 +111,8 @@ async def test_reappending_the_same_events_returns_the_stored_positions(
         first = await append(conn, name, 0, events)
         await append(conn, name, 2, [event(3)])
         again = await append(conn, name, 0, events)
-        assert not first.duplicate and again.duplicate
+        assert not first.duplicate
+        assert again.duplicate
         assert (again.positions, again.versions) == (first.positions, first.versions)
         assert await head_position(conn) == 3
 
@@ -141,8 +142,10 @@ async def test_one_refused_request_in_a_group_fails_only_itself(pool: asyncpg.Po
         )
     ok_one, refused, ok_two = outcomes
     assert isinstance(refused, WrongExpectedVersion)
-    assert isinstance(ok_one, Appended) and ok_one.positions == (2,)
-    assert isinstance(ok_two, Appended) and ok_two.positions == (3, 4)
+    assert isinstance(ok_one, Appended)
+    assert ok_one.positions == (2,)
+    assert isinstance(ok_two, Appended)
+    assert ok_two.positions == (3, 4)
     assert ok_two.versions == (1, 2)
 
 

@@ -46,7 +46,12 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
-@get("/v1/events", tags=["log"], summary="Read the log after a position")
+@get(
+    "/v1/events",
+    tags=["log"],
+    summary="Read the log after a position",
+    opt={"problems": (422,)},
+)
 async def list_events(
     runtime: NamedDependency[Runtime],
     after: Annotated[

@@ -5,6 +5,7 @@ import asyncio
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from service.database import applied_revisions
 from service.runtime import Runtime
@@ -32,7 +33,12 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", tags=["operations"], summary="Readiness")
+@get(
+    "/ready",
+    tags=["operations"],
+    summary="Readiness",
+    responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
+)
 async def ready(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     """200 when the database answers and its migrations are at head, else 503."""
     try:

@@ -90,7 +90,7 @@ async def load(
     status_code=201,
     tags=["incidents"],
     summary="Report an incident",
-    opt={"body": Report},
+    opt={"body": Report, "problems": (400, 409, 413, 415, 422)},
     responses=None,
 )
 async def report_incident(
@@ -128,7 +128,7 @@ def _reused(idempotency_key: str | None, incident_id: UUID) -> Exception:
     status_code=200,
     tags=["incidents"],
     summary="Correct an incident",
-    opt={"body": Correction},
+    opt={"body": Correction, "problems": (400, 404, 409, 412, 413, 415, 422)},
 )
 async def correct_incident(
     request: Request[Any, Any, Any],
@@ -186,7 +186,12 @@ async def _append_correction(
     return incident_response(after, appended.positions[-1])
 
 
-@get("/v1/incidents/{incident_id:uuid}", tags=["incidents"], summary="Read an incident")
+@get(
+    "/v1/incidents/{incident_id:uuid}",
+    tags=["incidents"],
+    summary="Read an incident",
+    opt={"problems": (404,)},
+)
 async def read_incident(
     runtime: NamedDependency[Runtime],
     incident_id: FromPath[UUID],

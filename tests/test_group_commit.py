@@ -1,0 +1,64 @@
+"""Group commit: concurrent appends share transactions, each keeps its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from service.group_commit import GroupCommit
+from service.store import Appended, WrongExpectedVersion
+from tests.factories import event, stream
+
+
+async def test_concurrent_appends_share_transactions(pool: asyncpg.Pool[Any]) -> None:
+    appends = GroupCommit(pool)
+    appends.start()
+    try:
+        results = await asyncio.gather(
+            *(appends.append(stream(), 0, [event(i)]) for i in range(200))
+        )
+    finally:
+        await appends.stop()
+    positions = sorted(p for result in results for p in result.positions)
+    assert positions == list(range(1, 201))
+    # now() is the transaction's start: fewer distinct values than appends
+    # means several appends committed in one transaction.
+    async with pool.acquire() as conn:
+        transactions = await conn.fetchval("SELECT count(DISTINCT recorded_at) FROM events")
+    assert transactions < 100
+
+
+async def test_a_conflict_fails_only_its_own_caller(pool: asyncpg.Pool[Any]) -> None:
+    taken = stream()
+    appends = GroupCommit(pool)
+    appends.start()
+    try:
+        await appends.append(taken, 0, [event()])
+        outcomes = await asyncio.gather(
+            appends.append(stream(), 0, [event(1)]),
+            appends.append(taken, 0, [event(2)]),
+            appends.append(stream(), 0, [event(3)]),
+            return_exceptions=True,
+        )
+    finally:
+        await appends.stop()
+    assert isinstance(outcomes[0], Appended)
+    assert isinstance(outcomes[2], Appended)
+    assert isinstance(outcomes[1], WrongExpectedVersion)
+    assert outcomes[1].actual == 1
+
+
+async def test_a_failed_group_reaches_every_caller(pool: asyncpg.Pool[Any]) -> None:
+    appends = GroupCommit(pool)
+    appends.start()
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER FUNCTION append_events(jsonb) RENAME TO append_events_gone")
+    try:
+        outcomes = await asyncio.gather(
+            *(appends.append(stream(), 0, [event(i)]) for i in range(3)), return_exceptions=True
+        )
+    finally:
+        await appends.stop()
+    assert all(isinstance(outcome, asyncpg.UndefinedFunctionError) for outcome in outcomes)

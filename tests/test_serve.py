@@ -1,0 +1,72 @@
+"""`legation serve` as a real process: embedded PostgreSQL, migrations, one append."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories import expulsion
+
+LEGATION = Path(sys.executable).parent / "legation"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Short and outside /tmp/pytest-of-root: as root the server runs as
+    # `legation`, which must reach the folder, and the socket path stays short.
+    path = Path(tempfile.mkdtemp(prefix="lg-serve-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_until_serving(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "legation serve exited early"
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("legation serve did not become ready within 60 s")
+
+
+def test_serve_without_database_url_runs_an_embedded_postgresql(data_dir: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"LEGATION_DATA_DIR": str(data_dir), "LEGATION_PORT": str(port)}
+    server = subprocess.Popen([str(LEGATION), "serve", "--demo"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, server)
+        demo = httpx.get(f"{base}/v1/events").json()
+        assert demo["last_position"] >= 1
+        created = httpx.post(f"{base}/v1/incidents", json=expulsion(), timeout=10)
+        assert created.status_code == 201
+        assert int(created.headers["legation-position"]) == demo["last_position"] + 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    # The server it started is stopped on exit; the cluster stays for the next run.
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+    assert (data_dir / "pgdata" / "PG_VERSION").exists()
