@@ -10,7 +10,6 @@ the SQL function checks every request on its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -34,25 +33,30 @@ class GroupCommit:
         self._queue: list[_Waiting] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start the writer task."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="legation-group-commit")
 
     async def stop(self) -> None:
         """Write what is queued, then stop the writer task."""
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # Not task.cancel(): a group cancelled mid-write would leave its callers
+        # waiting forever on an append that may or may not have committed.
+        self._stopping = True
+        self._wake.set()
+        await self._task
         self._task = None
-        await self._flush_all()
 
     async def append(
         self, stream: str, expected_version: int | None, events: Sequence[NewEvent]
     ) -> Appended:
         """Append like store.append, sharing a transaction with concurrent callers."""
+        if self._task is None or self._stopping:
+            raise RuntimeError("the group committer is not running")
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.append((AppendRequest(stream, expected_version, tuple(events)), future))
         self._wake.set()
@@ -60,10 +64,11 @@ class GroupCommit:
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             await self._flush_all()
+        await self._flush_all()
 
     async def _flush_all(self) -> None:
         while self._queue:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
 
 from service.group_commit import GroupCommit
 from service.store import Appended, WrongExpectedVersion
@@ -62,3 +63,15 @@ async def test_a_failed_group_reaches_every_caller(pool: asyncpg.Pool[Any]) -> N
     finally:
         await appends.stop()
     assert all(isinstance(outcome, asyncpg.UndefinedFunctionError) for outcome in outcomes)
+
+
+async def test_stopping_writes_what_is_queued_and_refuses_more(pool: asyncpg.Pool[Any]) -> None:
+    appends = GroupCommit(pool)
+    appends.start()
+    pending = [asyncio.ensure_future(appends.append(stream(), 0, [event(i)])) for i in range(50)]
+    await asyncio.sleep(0)
+    await appends.stop()
+    results = await asyncio.gather(*pending)
+    assert sorted(r.positions[0] for r in results) == list(range(1, 51))
+    with pytest.raises(RuntimeError, match="not running"):
+        await appends.append(stream(), 0, [event()])

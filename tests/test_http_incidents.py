@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from service.app import create_app
+from service.config import Settings
 from tests.factories import expulsion
 
 Client = AsyncTestClient[Any]
@@ -228,3 +230,13 @@ async def test_unknown_incidents_and_routes_are_404_problems(client: Client) -> 
         assert response.status_code == 404, url
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == 404
+
+
+async def test_a_body_over_the_limit_is_413(dsn: str) -> None:
+    app = create_app(Settings(database_url=dsn, max_body_bytes=2048))
+    async with AsyncTestClient(app=app) as small:
+        big = expulsion(summary="x" * 3000)
+        response = await small.post("/v1/incidents", json=big)
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+        assert (await small.post("/v1/incidents", json=expulsion())).status_code == 201
