@@ -52,7 +52,8 @@ def serve(settings: Settings, demo: bool) -> None:
             log.info("demo: %s", f"{loaded} incidents loaded" if loaded else "incidents exist")
         app = create_app(msgspec.structs.replace(settings, database_url=dsn))
         log.info("serving on http://%s:%d", settings.host, settings.port)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        # No per-request access log line: it costs more than some requests do.
+        uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -65,6 +65,7 @@ RETURNS TABLE (request integer, outcome text, stream_version integer,
 LANGUAGE plpgsql AS $$
 DECLARE
     req        jsonb;
+    ids        uuid[];
     n_events   integer;
     n_found    integer;
     n_same     integer;
@@ -77,18 +78,24 @@ BEGIN
         SELECT b.value, (b.ordinality - 1)::integer
         FROM jsonb_array_elements(batch) WITH ORDINALITY AS b
     LOOP
-        recorded_at := now();
-        n_events := jsonb_array_length(req->'events');
-        SELECT count(*)::integer,
-               count(*) FILTER (WHERE e.stream = req->>'stream'
-                                  AND e.type = x.value->>'type'
-                                  AND e.data = x.value->'data')::integer,
-               array_agg(e.position ORDER BY x.ordinality),
-               array_agg(e.version ORDER BY x.ordinality),
-               min(e.recorded_at)
-          INTO n_found, n_same, positions, versions, recorded_at
-          FROM jsonb_array_elements(req->'events') WITH ORDINALITY AS x
-          JOIN events e ON e.id = (x.value->>'id')::uuid;
+        ids := ARRAY(SELECT (x->>'id')::uuid FROM jsonb_array_elements(req->'events') x);
+        n_events := cardinality(ids);
+        IF EXISTS (SELECT 1 FROM events e WHERE e.id = ANY(ids)) THEN
+            SELECT count(*)::integer,
+                   count(*) FILTER (WHERE e.stream = req->>'stream'
+                                      AND e.type = x.value->>'type'
+                                      AND e.data = x.value->'data')::integer,
+                   array_agg(e.position ORDER BY x.ordinality),
+                   array_agg(e.version ORDER BY x.ordinality),
+                   min(e.recorded_at)
+              INTO n_found, n_same, positions, versions, recorded_at
+              FROM jsonb_array_elements(req->'events') WITH ORDINALITY AS x
+              JOIN LATERAL (  -- LIMIT keeps it a parameterised index lookup
+                  SELECT * FROM events s WHERE s.id = (x.value->>'id')::uuid LIMIT 1
+              ) e ON true;
+        ELSE
+            n_found := 0;
+        END IF;
         SELECT coalesce(max(e.version), 0) INTO current
           FROM events e WHERE e.stream = req->>'stream';
         stream_version := current;
@@ -135,6 +142,10 @@ BEGIN
     END IF;
 END
 $$;
+-- plpgsql caches a plan per session; one made while the log was nearly empty
+-- picks sequential scans and keeps them as the log grows (one full scan per
+-- append). Every lookup here has an index, so sequential scans are ruled out.
+ALTER FUNCTION append_events(jsonb) SET enable_seqscan = off;
 """
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: programs that measure the service against baselines run alongside it."""
