@@ -25,6 +25,25 @@ from service.database import create_pool, migrate
 from service.embedded import EmbeddedPostgres
 
 
+def reachable_dir(prefix: str) -> Path:
+    """A short folder the `legation` user can enter (for the embedded server run as root).
+
+    Not tmp_path: /tmp/pytest-of-root is closed to other users, and the Unix
+    socket path under it would be too long.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for an embedded PostgreSQL, removed afterwards."""
+    path = reachable_dir("lg-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def with_database(dsn: str, name: str) -> str:
     """The same server, another database."""
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
@@ -37,8 +56,7 @@ def server_dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    data_dir = Path(tempfile.mkdtemp(prefix="lg-tests-", dir="/tmp"))
-    data_dir.chmod(0o755)
+    data_dir = reachable_dir("lg-tests-")
     server = EmbeddedPostgres(data_dir)
     try:
         yield server.start()

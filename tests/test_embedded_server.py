@@ -4,8 +4,6 @@ Runs the real server; as root this also exercises the `legation` system user pat
 """
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,16 +13,6 @@ import pytest
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 Factory = Callable[[], EmbeddedPostgres]
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Not tmp_path: as root the server runs as `legation`, which cannot enter
-    # /tmp/pytest-of-root, and the socket path must stay short.
-    path = Path(tempfile.mkdtemp(prefix="lg-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.factories import expulsion
 
@@ -26,16 +22,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Short and outside /tmp/pytest-of-root: as root the server runs as
-    # `legation`, which must reach the folder, and the socket path stays short.
-    path = Path(tempfile.mkdtemp(prefix="lg-serve-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def wait_until_serving(base: str, server: subprocess.Popen[bytes]) -> None:
