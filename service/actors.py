@@ -1,5 +1,6 @@
 """Actors: ISO 3166-1 countries and the organisations EU, NATO and UN."""
 
+import unicodedata
 from typing import Final
 
 import pycountry
@@ -34,3 +35,33 @@ def actor_code(value: str) -> str | None:
 def actor_name(code: str) -> str:
     """The English name of a canonical actor code."""
     return NAMES[code]
+
+
+_COUNTRIES: Final = frozenset(country.alpha_2 for country in pycountry.countries)
+_REGIONS: Final = frozenset(str(region.code) for region in pycountry.subdivisions)
+
+
+def country_code(value: str) -> str | None:
+    """The alpha-2 code of a country (not an organisation) for `value`, or None."""
+    code = actor_code(value)
+    return code if code in _COUNTRIES else None
+
+
+def region_code(value: str) -> str | None:
+    """The canonical ISO 3166-2 code for `value` ('ua-09' -> 'UA-09'), or None."""
+    code = value.strip().upper()
+    return code if code in _REGIONS else None
+
+
+def place_key(country: str, name: str, geonames_id: int | None) -> str:
+    """What identifies a place: its GeoNames id where given, else country and name."""
+    if geonames_id is not None:
+        return f"geonames:{geonames_id}"
+    return f"{country}:{normalised_name(name)}"
+
+
+def normalised_name(name: str) -> str:
+    """A place name without case, accents or repeated spaces ('Kreminna ' == 'kreminna')."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(plain.replace("\u2019", "'").split())

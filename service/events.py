@@ -1,7 +1,7 @@
 """The event catalogue: incident content, the events of an incident stream, codecs."""
 
 from datetime import date, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 import msgspec
@@ -18,8 +18,25 @@ ActorCode = Annotated[
         examples=["RU"],
     ),
 ]
+Controller = Annotated[
+    str,
+    Meta(
+        min_length=2,
+        max_length=9,
+        description="An actor code, or `contested`",
+        examples=["RU", "contested"],
+    ),
+]
+Region = Annotated[
+    str,
+    Meta(pattern=r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$", description="ISO 3166-2", examples=["UA-09"]),
+]
 Count = Annotated[int, Meta(ge=1, le=1_000_000)]
 Url = Annotated[str, Meta(max_length=2048, pattern=r"^https?://\S+$")]
+Measure = Literal[
+    "trade", "financial", "travel", "energy", "technology", "diplomatic", "media", "other"
+]
+References = Annotated[tuple[UUID, ...], Meta(max_length=100)]
 
 
 class Source(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,6 +46,18 @@ class Source(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: Url | None = None
     quoted: Label | None = None
     published_at: Annotated[datetime, Meta(tz=True)] | None = None
+
+
+Sources = Annotated[tuple[Source, ...], Meta(min_length=1, max_length=100)]
+
+
+class Place(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A town or site; keyed by `geonames_id` where given, else by country and name."""
+
+    name: Label
+    country: ActorCode
+    region: Region | None = None
+    geonames_id: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class Expulsion(
@@ -43,14 +72,57 @@ class Expulsion(
     count_range: tuple[Count, Count] | None = None
     deadline: date | None = None
     grounds: Label | None = None
-    responds_to: Annotated[tuple[UUID, ...], Meta(max_length=100)] = ()
+    responds_to: References = ()
     summary: Text | None = None
-    sources: Annotated[tuple[Source, ...], Meta(min_length=1, max_length=100)]
+    sources: Sources
 
 
-# The content of an incident, whatever its kind (a tagged union on `kind`).
-Incident = Expulsion
-INCIDENT_KINDS: Final = ("expulsion",)
+class SanctionsRound(
+    Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="sanctions_round",
+    tag_field="kind",
+):
+    """A round of sanctions imposed by one actor on another."""
+
+    occurred_on: date
+    imposing: ActorCode
+    target: ActorCode
+    round: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    label: Label | None = None
+    measures: Annotated[tuple[Measure, ...], Meta(max_length=8)] = ()
+    legal_acts: Annotated[tuple[Label, ...], Meta(max_length=100)] = ()
+    responds_to: References = ()
+    summary: Text | None = None
+    sources: Sources
+
+
+class TerritorialControl(
+    Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="territorial_control",
+    tag_field="kind",
+):
+    """A place reported under an actor's control (or contested)."""
+
+    occurred_on: date
+    place: Place
+    controller: Controller
+    previous_controller: Controller | None = None
+    reported_by: Label | None = None
+    responds_to: References = ()
+    summary: Text | None = None
+    sources: Sources
+
+
+# The content of an incident, whatever its kind: a tagged union on `kind`.
+Incident = Expulsion | SanctionsRound | TerritorialControl
+INCIDENT_TYPES: Final = (Expulsion, SanctionsRound, TerritorialControl)
+INCIDENT_KINDS: Final = tuple(str(kind.__struct_config__.tag) for kind in INCIDENT_TYPES)
 
 
 class ExpulsionReport(Expulsion, frozen=True, kw_only=True):
@@ -59,7 +131,19 @@ class ExpulsionReport(Expulsion, frozen=True, kw_only=True):
     id: UUID | None = None
 
 
-Report = ExpulsionReport
+class SanctionsRoundReport(SanctionsRound, frozen=True, kw_only=True):
+    """A newsroom's report of a sanctions round; `id` lets the client choose the incident id."""
+
+    id: UUID | None = None
+
+
+class TerritorialControlReport(TerritorialControl, frozen=True, kw_only=True):
+    """A newsroom's report of territorial control; `id` lets the client choose the incident id."""
+
+    id: UUID | None = None
+
+
+Report = ExpulsionReport | SanctionsRoundReport | TerritorialControlReport
 
 
 class IncidentCorrected(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,6 +152,19 @@ class IncidentCorrected(Struct, frozen=True, kw_only=True, forbid_unknown_fields
     changes: dict[str, Any]
     note: Text | None = None
     incident: Incident
+
+
+class IncidentRetracted(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An incident was withdrawn; it stays readable and leaves every standing."""
+
+    note: Text | None = None
+    duplicate_of: UUID | None = None
+
+
+class SourceAdded(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Another source now backs an incident."""
+
+    source: Source
 
 
 class EventType(Struct, frozen=True):
@@ -80,7 +177,11 @@ class EventType(Struct, frozen=True):
 
 CATALOGUE: Final = (
     EventType("expulsion.reported", Expulsion, 1),
+    EventType("sanctions_round.reported", SanctionsRound, 1),
+    EventType("territorial_control.reported", TerritorialControl, 1),
     EventType("incident.corrected", IncidentCorrected, 1),
+    EventType("incident.retracted", IncidentRetracted, 1),
+    EventType("incident.source_added", SourceAdded, 1),
 )
 EVENT_TYPES: Final = {entry.name: entry for entry in CATALOGUE}
 
@@ -130,6 +231,8 @@ class Metadata(Struct, frozen=True, kw_only=True, omit_defaults=True):
 encoder: Final = msgspec.json.Encoder()
 incident_decoder: Final = msgspec.json.Decoder(Incident)
 corrected_decoder: Final = msgspec.json.Decoder(IncidentCorrected)
+retracted_decoder: Final = msgspec.json.Decoder(IncidentRetracted)
+source_added_decoder: Final = msgspec.json.Decoder(SourceAdded)
 
 
 def encode_data(data: Struct) -> msgspec.Raw:

@@ -2,39 +2,62 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
 from msgspec import Struct
 
-from service.actors import actor_code
+from service.actors import actor_code, country_code, region_code
 from service.events import (
-    EVENT_TYPES,
+    INCIDENT_TYPES,
     Expulsion,
     Incident,
     IncidentCorrected,
+    IncidentRetracted,
     Metadata,
     NewEvent,
     RecordedEvent,
     Report,
+    SanctionsRound,
+    Source,
+    SourceAdded,
+    TerritorialControl,
     Text,
     corrected_decoder,
     incident_decoder,
     new_event,
     reported_type,
+    retracted_decoder,
+    source_added_decoder,
 )
-from service.problems import FieldError, InvalidInput, invalid
+from service.problems import Conflict, FieldError, InvalidInput, invalid
 
 Status = Literal["active", "retracted"]
-ACTOR_FIELDS = ("expelling", "expelled")
+CONTESTED: Final = "contested"
+# The two roles of each kind that name different actors: nobody acts on itself.
+ROLES: Final[dict[type[Struct], tuple[str, str]]] = {
+    Expulsion: ("expelling", "expelled"),
+    SanctionsRound: ("imposing", "target"),
+    TerritorialControl: ("controller", "previous_controller"),
+}
+FIELDS_OF: Final = {
+    str(kind.__struct_config__.tag): {"kind", *kind.__struct_fields__} for kind in INCIDENT_TYPES
+}
 
 
 class Correction(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A request to correct an incident: the fields to change and why."""
+    """A request to correct an incident: top-level fields to replace (null removes one)."""
 
     changes: dict[str, Any]
     note: Text | None = None
+
+
+class Retraction(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A request to retract an incident, e.g. as a duplicate of another."""
+
+    note: Text | None = None
+    duplicate_of: UUID | None = None
 
 
 class CorrectionNote(Struct, frozen=True, kw_only=True):
@@ -44,6 +67,15 @@ class CorrectionNote(Struct, frozen=True, kw_only=True):
     changes: dict[str, Any]
     note: str | None
     corrected_at: datetime
+
+
+class RetractionNote(Struct, frozen=True, kw_only=True):
+    """Why and when an incident was retracted."""
+
+    version: int
+    note: str | None
+    duplicate_of: UUID | None
+    retracted_at: datetime
 
 
 class IncidentState(Struct, frozen=True, kw_only=True):
@@ -56,17 +88,18 @@ class IncidentState(Struct, frozen=True, kw_only=True):
     reported_at: datetime
     updated_at: datetime
     corrections: tuple[CorrectionNote, ...] = ()
+    retraction: RetractionNote | None = None
+
+
+class IncidentAlreadyRetracted(Conflict):
+    """The incident was retracted; it can no longer change."""
+
+    slug, title = "retracted", "The incident is retracted"
 
 
 def stream_name(incident_id: UUID) -> str:
     """The log stream that holds one incident."""
     return f"incident-{incident_id}"
-
-
-def content(report: Report) -> Incident:
-    """The incident a report states, without the client-chosen id."""
-    fields = {name: getattr(report, name) for name in Incident.__struct_fields__}
-    return Incident(**fields)
 
 
 # Event ids derived from an Idempotency-Key make a retried request a re-append of
@@ -91,11 +124,19 @@ def report_event(
     key = meta.idempotency_key
     keyed = keyed_event_id(meta.actor, key) if key else None
     incident_id = client_id or keyed or uuid4()
+    _refuse_self_reference(incident_id, incident.responds_to, "responds_to")
     event_id = keyed or uuid5(_FIRST_EVENT, stream_name(incident_id))
     event = new_event(
         event_id, reported_type(incident), incident, meta, incident.occurred_on, actors(incident)
     )
     return incident_id, event
+
+
+def content(report: Report) -> Incident:
+    """The incident a report states, without the client-chosen id."""
+    kind = next(kind for kind in INCIDENT_TYPES if isinstance(report, kind))
+    incident: Incident = kind(**{name: getattr(report, name) for name in kind.__struct_fields__})
+    return incident
 
 
 def decide_report(report: Report) -> Incident:
@@ -105,14 +146,15 @@ def decide_report(report: Report) -> Incident:
 
 def decide_correction(state: IncidentState, correction: Correction) -> IncidentCorrected:
     """Correct an incident: the changes applied and the result validated as a whole."""
+    _refuse_if_retracted(state, "corrected")
     if not correction.changes:
-        raise InvalidInput("changes must name at least one field", errors=[_empty_changes()])
-    merged = msgspec.to_builtins(state.incident) | correction.changes
-    merged = {key: value for key, value in merged.items() if value is not None}
+        error = FieldError(field="changes", message="must name at least one field")
+        raise InvalidInput("changes must name at least one field", errors=[error])
     try:
-        corrected = msgspec.convert(merged, Incident, strict=True, dec_hook=None)
+        corrected = msgspec.convert(_merged(state.incident, correction.changes), Incident)
     except msgspec.ValidationError as exc:
         raise invalid(exc, prefix="changes") from None
+    _refuse_self_reference(state.id, corrected.responds_to, "changes.responds_to")
     return IncidentCorrected(
         changes=correction.changes,
         note=correction.note,
@@ -120,41 +162,107 @@ def decide_correction(state: IncidentState, correction: Correction) -> IncidentC
     )
 
 
-def _empty_changes() -> FieldError:
-    return FieldError(field="changes", message="must name at least one field")
+def _merged(incident: Incident, changes: dict[str, Any]) -> dict[str, Any]:
+    current: dict[str, Any] = msgspec.to_builtins(incident)
+    kind = changes.get("kind", current["kind"])
+    if kind != current["kind"] and kind in FIELDS_OF:
+        # A new kind keeps the fields both kinds share; the rest must be given.
+        current = {name: value for name, value in current.items() if name in FIELDS_OF[kind]}
+    merged = current | changes
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+def decide_retraction(state: IncidentState, retraction: Retraction) -> IncidentRetracted:
+    """Retract an incident once; it cannot be a duplicate of itself."""
+    _refuse_if_retracted(state, "retracted again")
+    if retraction.duplicate_of is not None:
+        _refuse_self_reference(state.id, (retraction.duplicate_of,), "duplicate_of")
+    return IncidentRetracted(note=retraction.note, duplicate_of=retraction.duplicate_of)
+
+
+def decide_source(state: IncidentState, source: Source) -> SourceAdded | None:
+    """Add a source; None when the incident already cites exactly this one."""
+    if source in state.incident.sources:
+        return None
+    if len(state.incident.sources) >= 100:
+        error = FieldError(field="sources", message="an incident cites at most 100 sources")
+        raise InvalidInput(error.message, errors=[error])
+    return SourceAdded(source=source)
+
+
+def _refuse_if_retracted(state: IncidentState, action: str) -> None:
+    if state.status == "retracted":
+        raise IncidentAlreadyRetracted(f"incident {state.id} is retracted and cannot be {action}")
+
+
+def _refuse_self_reference(incident_id: UUID, ids: Iterable[UUID], field: str) -> None:
+    if incident_id in ids:
+        error = FieldError(field=field, message="an incident cannot refer to itself")
+        raise InvalidInput(f"{field}: {error.message}", errors=[error])
 
 
 def validated(incident: Incident, prefix: str = "") -> Incident:
-    """The incident with canonical actor codes; InvalidInput naming every broken rule."""
+    """The incident with canonical codes; InvalidInput naming every broken rule."""
     errors: list[FieldError] = []
-    codes: dict[str, str] = {}
-    for name in ACTOR_FIELDS:
-        code = actor_code(getattr(incident, name))
-        if code is None:
-            errors.append(
-                FieldError(_path(prefix, name), "is not an ISO 3166-1 code, EU, NATO or UN")
-            )
-        else:
-            codes[name] = code
-    if len(codes) == 2 and codes["expelling"] == codes["expelled"]:
-        errors.append(
-            FieldError(_path(prefix, "expelled"), "an actor cannot expel its own diplomats")
-        )
-    errors.extend(_count_range_errors(incident, prefix))
+    codes = _canonical_roles(incident, prefix, errors)
+    first, second = ROLES[type(incident)]
+    if codes.get(first) is not None and codes.get(first) == codes.get(second):
+        errors.append(FieldError(_path(prefix, second), f"must differ from {first}"))
+    changes: dict[str, Any] = dict(codes)
+    if isinstance(incident, TerritorialControl):
+        changes["place"] = _place(incident, prefix, errors)
+    if isinstance(incident, Expulsion):
+        errors += _expulsion_errors(incident, prefix)
     if errors:
         raise InvalidInput("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
-    return msgspec.structs.replace(incident, **codes)
+    return msgspec.structs.replace(incident, **changes)
 
 
-def _count_range_errors(incident: Incident, prefix: str) -> list[FieldError]:
-    if incident.count_range is None:
-        return []
-    low, high = incident.count_range
-    if low <= incident.count <= high:
-        return []
-    return [
-        FieldError(_path(prefix, "count_range"), "must be [low, high] with low <= count <= high")
-    ]
+def _canonical_roles(
+    incident: Incident, prefix: str, errors: list[FieldError]
+) -> dict[str, str | None]:
+    codes: dict[str, str | None] = {}
+    for name in ROLES[type(incident)]:
+        value: str | None = getattr(incident, name)
+        if value is None:
+            codes[name] = None
+            continue
+        contested = isinstance(incident, TerritorialControl) and value.lower() == CONTESTED
+        code = CONTESTED if contested else actor_code(value)
+        if code is None:
+            errors.append(FieldError(_path(prefix, name), _NOT_AN_ACTOR))
+        codes[name] = code
+    return codes
+
+
+_NOT_AN_ACTOR = "is not an ISO 3166-1 code, EU, NATO or UN"
+
+
+def _place(incident: TerritorialControl, prefix: str, errors: list[FieldError]) -> Any:
+    place = incident.place
+    country = country_code(place.country)
+    if country is None:
+        errors.append(FieldError(_path(prefix, "place.country"), "is not an ISO 3166-1 country"))
+        return place
+    region = None
+    if place.region is not None:
+        region = region_code(place.region)
+        if region is None or not region.startswith(f"{country}-"):
+            message = f"is not an ISO 3166-2 region of {country}"
+            errors.append(FieldError(_path(prefix, "place.region"), message))
+    return msgspec.structs.replace(place, country=country, region=region or place.region)
+
+
+def _expulsion_errors(incident: Expulsion, prefix: str) -> list[FieldError]:
+    errors = []
+    if incident.count_range is not None:
+        low, high = incident.count_range
+        if not low <= incident.count <= high:
+            message = "must be [low, high] with low <= count <= high"
+            errors.append(FieldError(_path(prefix, "count_range"), message))
+    if incident.deadline is not None and incident.deadline < incident.occurred_on:
+        errors.append(FieldError(_path(prefix, "deadline"), "must not be before occurred_on"))
+    return errors
 
 
 def _path(prefix: str, name: str) -> str:
@@ -163,12 +271,15 @@ def _path(prefix: str, name: str) -> str:
 
 def disputed(incident: Incident) -> bool:
     """Whether sources disagree on the count."""
-    return incident.count_range is not None
+    return isinstance(incident, Expulsion) and incident.count_range is not None
 
 
 def actors(incident: Incident) -> tuple[str, ...]:
-    """The actors an incident involves, for the log's country filter."""
-    return tuple(sorted({incident.expelling, incident.expelled}))
+    """The actors an incident involves (for the log's country filter), sorted."""
+    named: set[str | None] = {getattr(incident, role) for role in ROLES[type(incident)]}
+    if isinstance(incident, TerritorialControl):
+        named.add(incident.place.country)
+    return tuple(sorted(code for code in named if code is not None and code != CONTESTED))
 
 
 def reported(incident_id: UUID, incident: Incident, version: int, at: datetime) -> IncidentState:
@@ -197,21 +308,46 @@ def corrected(
     )
 
 
+def retracted(
+    state: IncidentState, event: IncidentRetracted, version: int, at: datetime
+) -> IncidentState:
+    """The incident as a retraction leaves it."""
+    note = RetractionNote(
+        version=version, note=event.note, duplicate_of=event.duplicate_of, retracted_at=at
+    )
+    return msgspec.structs.replace(
+        state, status="retracted", version=version, updated_at=at, retraction=note
+    )
+
+
+def source_added(
+    state: IncidentState, event: SourceAdded, version: int, at: datetime
+) -> IncidentState:
+    """The incident with one more source."""
+    incident = msgspec.structs.replace(
+        state.incident, sources=(*state.incident.sources, event.source)
+    )
+    return msgspec.structs.replace(state, incident=incident, version=version, updated_at=at)
+
+
 def evolve(state: IncidentState | None, event: RecordedEvent) -> IncidentState:
     """The incident after one more event of its stream."""
+    at, version = event.recorded_at, event.version
     if event.type in REPORTED:
         incident_id = UUID(event.stream.removeprefix("incident-"))
-        incident = incident_decoder.decode(event.data)
-        return reported(incident_id, incident, event.version, event.recorded_at)
+        return reported(incident_id, incident_decoder.decode(event.data), version, at)
     if state is None:
         raise ValueError(f"{event.type} at {event.stream}@{event.version} precedes its report")
     if event.type == "incident.corrected":
-        data = corrected_decoder.decode(event.data)
-        return corrected(state, data, event.version, event.recorded_at)
+        return corrected(state, corrected_decoder.decode(event.data), version, at)
+    if event.type == "incident.retracted":
+        return retracted(state, retracted_decoder.decode(event.data), version, at)
+    if event.type == "incident.source_added":
+        return source_added(state, source_added_decoder.decode(event.data), version, at)
     raise ValueError(f"unknown event type {event.type!r}")
 
 
-REPORTED = frozenset(name for name in EVENT_TYPES if name.endswith(".reported"))
+REPORTED: Final = frozenset(f"{kind}.reported" for kind in FIELDS_OF)
 
 
 def fold(events: Iterable[RecordedEvent]) -> IncidentState | None:
@@ -220,32 +356,3 @@ def fold(events: Iterable[RecordedEvent]) -> IncidentState | None:
     for event in events:
         state = evolve(state, event)
     return state
-
-
-class ExpulsionView(Expulsion, frozen=True, kw_only=True):
-    """An expulsion as readers see it: its content and its life in the log."""
-
-    id: UUID
-    status: Status
-    disputed: bool
-    version: int
-    reported_at: datetime
-    updated_at: datetime
-    corrections: tuple[CorrectionNote, ...]
-
-
-IncidentView = ExpulsionView
-
-
-def incident_view(state: IncidentState) -> IncidentView:
-    """The view of an incident served over HTTP."""
-    return ExpulsionView(
-        **msgspec.structs.asdict(state.incident),
-        id=state.id,
-        status=state.status,
-        disputed=disputed(state.incident),
-        version=state.version,
-        reported_at=state.reported_at,
-        updated_at=state.updated_at,
-        corrections=state.corrections,
-    )

@@ -22,8 +22,8 @@ from litestar.openapi.spec import (
     RequestBody,
 )
 
-from service.events import Report
-from service.incidents import Correction
+from service.events import Report, Source
+from service.incidents import Correction, Retraction
 from service.problems import PROBLEM_JSON, ProblemDetails
 
 REF = "#/components/schemas/{name}"
@@ -50,6 +50,37 @@ EXAMPLES: dict[Any, dict[str, Example | Reference]] = {
                 "sources": [_SOURCE],
             },
         ),
+        "sanctions_round": Example(
+            summary="The EU's fifth sanctions package on Russia",
+            value={
+                "kind": "sanctions_round",
+                "occurred_on": "2022-04-08",
+                "imposing": "EU",
+                "target": "RU",
+                "round": 5,
+                "label": "fifth package",
+                "measures": ["trade", "financial", "travel"],
+                "legal_acts": ["Council Regulation (EU) 2022/576"],
+                "sources": [_SOURCE],
+            },
+        ),
+        "territorial_control": Example(
+            summary="Kreminna taken by Russian forces",
+            value={
+                "kind": "territorial_control",
+                "occurred_on": "2022-04-19",
+                "place": {
+                    "name": "Kreminna",
+                    "geonames_id": 704138,
+                    "region": "UA-09",
+                    "country": "UA",
+                },
+                "controller": "RU",
+                "previous_controller": "UA",
+                "reported_by": "Luhansk regional governor",
+                "sources": [{"outlet": "Reuters", "quoted": "Serhiy Gaidai"}],
+            },
+        ),
         "disputed": Example(
             summary="A count the sources disagree on",
             value={
@@ -62,6 +93,21 @@ EXAMPLES: dict[Any, dict[str, Example | Reference]] = {
                 "sources": [_SOURCE],
             },
         ),
+    },
+    Retraction: {
+        "duplicate": Example(
+            summary="Retract a duplicate",
+            value={
+                "note": "duplicate of an earlier report",
+                "duplicate_of": "5a1f4c2e-0b6d-4d8e-9a51-0c2f4e3d7b04",
+            },
+        )
+    },
+    Source: {
+        "reuters": Example(
+            summary="Cite another outlet",
+            value={"outlet": "Reuters", "url": "https://www.reuters.com/"},
+        )
     },
     Correction: {
         "count": Example(
@@ -115,7 +161,7 @@ def refine(app: Litestar) -> None:
             continue
         if "body" in opt:
             media = OpenAPIMediaType(
-                schema=_reference(next(body_schemas)),
+                schema=_named(next(body_schemas), opt, document.components.schemas),
                 examples=dict(EXAMPLES.get(opt["body"], {})) or None,
             )
             operation.request_body = RequestBody(content={"application/json": media}, required=True)
@@ -132,6 +178,17 @@ def _with_problems(
             description=HTTPStatus(status).phrase, content={PROBLEM_JSON: media}
         )
     return kept
+
+
+def _named(schema: dict[str, Any], opt: dict[str, Any], components: dict[str, Any]) -> Reference:
+    """A reference to the body's schema; a union is registered under opt["body_name"]."""
+    if "$ref" in schema:
+        return _reference(schema)
+    if "discriminator" in schema:
+        # The tags make the members exclusive: oneOf says so to generators.
+        schema = {"oneOf": schema.pop("anyOf"), **schema}
+    components[opt["body_name"]] = schema
+    return Reference(ref=REF.format(name=opt["body_name"]))
 
 
 def _reference(schema: dict[str, Any]) -> Reference:

@@ -8,7 +8,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from service.contracts import OPENAPI_FILE, SCHEMAS_DIR, event_schema_files, openapi_json
-from service.events import CATALOGUE
+from service.events import CATALOGUE, INCIDENT_KINDS
 
 REGENERATE = "run `make contracts` and commit the result"
 
@@ -29,6 +29,9 @@ def test_event_schemas_describe_the_data_at_the_top_level() -> None:
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) >= {"kind", "occurred_on", "expelling", "expelled", "count"}
     assert schema["properties"]["count"]["minimum"] == 1
+    assert schema["x-schema-version"] == 1
+    corrected = json.loads((SCHEMAS_DIR / "incident.corrected.json").read_text())
+    assert set(corrected["$defs"]) >= {"Expulsion", "SanctionsRound", "TerritorialControl"}
 
 
 async def test_the_app_serves_the_committed_document(client: AsyncTestClient[Any]) -> None:
@@ -44,8 +47,12 @@ def test_report_bodies_are_documented_with_examples_and_problems() -> None:
     document = json.loads(OPENAPI_FILE.read_bytes())
     post = document["paths"]["/v1/incidents"]["post"]
     body = post["requestBody"]["content"]["application/json"]
-    assert body["schema"] == {"$ref": "#/components/schemas/ExpulsionReport"}
-    assert body["examples"]["expulsion"]["value"]["kind"] == "expulsion"
+    assert body["schema"] == {"$ref": "#/components/schemas/IncidentReport"}
+    union = document["components"]["schemas"]["IncidentReport"]
+    assert union["discriminator"]["propertyName"] == "kind"
+    assert set(union["discriminator"]["mapping"]) == set(INCIDENT_KINDS)
+    assert len(union["oneOf"]) == len(INCIDENT_KINDS)
+    assert {e["value"]["kind"] for e in body["examples"].values()} == set(INCIDENT_KINDS)
     problem = post["responses"]["422"]["content"]["application/problem+json"]
     assert problem["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
     assert document["openapi"].startswith("3.1")

@@ -1,5 +1,7 @@
-"""Incidents: report, correct and read one incident."""
+"""Incidents: report, correct, retract, cite, and read one incident."""
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -8,21 +10,31 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
 
-from service.events import IncidentCorrected, Metadata, Report, new_event
+from service.events import (
+    Metadata,
+    RecordedEvent,
+    Report,
+    Source,
+    new_event,
+)
 from service.headers import POSITION, etag, if_match_version, none_match
+from service.incident_views import IncidentView, incident_view
 from service.incidents import (
     Correction,
     IncidentState,
-    IncidentView,
+    Retraction,
     actors,
     corrected,
     decide_correction,
     decide_report,
+    decide_retraction,
+    decide_source,
     fold,
-    incident_view,
     keyed_event_id,
     report_event,
     reported,
+    retracted,
+    source_added,
     stream_name,
 )
 from service.problems import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -30,10 +42,12 @@ from service.routes.bodies import json_body
 from service.runtime import Runtime
 from service.store import EventIdReused, WrongExpectedVersion, read_stream
 
-_CORRECTION_RETRIES = 3
+_RETRIES = 3
 
 report_decoder = msgspec.json.Decoder(Report)
 correction_decoder = msgspec.json.Decoder(Correction)
+retraction_decoder = msgspec.json.Decoder(Retraction)
+source_decoder = msgspec.json.Decoder(Source)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -44,8 +58,12 @@ IdempotencyKey = Annotated[
         description="Retrying with the same key and body returns the original response.",
     ),
 ]
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", max_length=64)]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", max_length=64, description='The ETag read, e.g. "3"'),
+]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
+WRITE_PROBLEMS = (400, 404, 409, 412, 413, 415, 422)
 
 
 def acting_key(request: Request[Any, Any, Any]) -> str:
@@ -73,15 +91,24 @@ def incident_response(
     return Response(incident_view(state), status_code=status_code, headers=headers)
 
 
+async def load_events(
+    runtime: Runtime, incident_id: UUID, up_to_version: int | None = None
+) -> list[RecordedEvent]:
+    """The incident's events, oldest first; 404 if there are none."""
+    async with runtime.pool.acquire() as conn:
+        events = await read_stream(conn, stream_name(incident_id), up_to_version)
+    if not events:
+        raise NotFound(f"no incident {incident_id}")
+    return events
+
+
 async def load(
     runtime: Runtime, incident_id: UUID, up_to_version: int | None = None
 ) -> tuple[IncidentState, int]:
     """An incident folded from its stream and the position of its last event; 404 if none."""
-    async with runtime.pool.acquire() as conn:
-        events = await read_stream(conn, stream_name(incident_id), up_to_version)
+    events = await load_events(runtime, incident_id, up_to_version)
     state = fold(events)
-    if state is None:
-        raise NotFound(f"no incident {incident_id}")
+    assert state is not None  # a non-empty stream folds to a state
     return state, events[-1].position
 
 
@@ -90,8 +117,7 @@ async def load(
     status_code=201,
     tags=["incidents"],
     summary="Report an incident",
-    opt={"body": Report, "problems": (400, 409, 413, 415, 422)},
-    responses=None,
+    opt={"body": Report, "body_name": "IncidentReport", "problems": (400, 409, 413, 415, 422)},
 )
 async def report_incident(
     request: Request[Any, Any, Any],
@@ -102,9 +128,8 @@ async def report_incident(
     report = await json_body(request, report_decoder)
     incident = decide_report(report)
     incident_id, event = report_event(report.id, incident, metadata(request, idempotency_key))
-    stream = stream_name(incident_id)
     try:
-        appended = await runtime.appends.append(stream, 0, [event])
+        appended = await runtime.appends.append(stream_name(incident_id), 0, [event])
     except WrongExpectedVersion:
         raise Conflict(f"incident {incident_id} already exists") from None
     except EventIdReused:
@@ -123,12 +148,88 @@ def _reused(idempotency_key: str | None, incident_id: UUID) -> Exception:
     return Conflict(f"incident {incident_id} already exists with other content")
 
 
+Transition = Callable[[IncidentState, Any, int, datetime], IncidentState]
+TRANSITIONS: dict[str, Transition] = {
+    "incident.corrected": corrected,
+    "incident.retracted": retracted,
+    "incident.source_added": source_added,
+}
+
+
+class Change(msgspec.Struct, frozen=True):
+    """A lifecycle command bound to its request: what to decide and how to record it."""
+
+    incident_id: UUID
+    event_type: str
+    decide: Callable[[IncidentState], msgspec.Struct | None]
+    meta: Metadata
+    expected: int | None
+
+
+async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentView]:
+    """Decide against the current incident and append; If-Match and retries honoured."""
+    key = change.meta.idempotency_key
+    event_id = keyed_event_id(change.meta.actor, key) if key else uuid4()
+    if key is not None and (replayed := await _replay(runtime, change, event_id)):
+        return replayed
+    for _ in range(_RETRIES):
+        state, position = await load(runtime, change.incident_id)
+        data = change.decide(state)
+        if data is None:  # nothing to record: already so
+            return incident_response(state, position)
+        try:
+            return await _append(runtime, change, state, data, event_id)
+        except WrongExpectedVersion as exc:
+            if change.expected is not None:
+                raise _stale(change.expected, exc.actual) from None
+        except EventIdReused:
+            raise _reused(key, change.incident_id) from None
+    raise Conflict("the incident kept changing while the request was applied; retry")
+
+
+async def _replay(
+    runtime: Runtime, change: Change, event_id: UUID
+) -> Response[IncidentView] | None:
+    async with runtime.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT stream, version FROM events WHERE id = $1", event_id)
+    if row is None:
+        return None
+    if row["stream"] != stream_name(change.incident_id):
+        raise _reused(change.meta.idempotency_key, change.incident_id)
+    state, position = await load(runtime, change.incident_id, row["version"])
+    return incident_response(state, position)
+
+
+async def _append(
+    runtime: Runtime, change: Change, state: IncidentState, data: msgspec.Struct, event_id: UUID
+) -> Response[IncidentView]:
+    at_hand = TRANSITIONS[change.event_type](state, data, state.version + 1, state.updated_at)
+    countries = tuple(sorted({*actors(state.incident), *actors(at_hand.incident)}))
+    occurred_on = at_hand.incident.occurred_on
+    event = new_event(event_id, change.event_type, data, change.meta, occurred_on, countries)
+    # If-Match is checked by the log itself, so a conflict found there is a 412 too.
+    version = state.version if change.expected is None else change.expected
+    appended = await runtime.appends.append(stream_name(state.id), version, [event])
+    if appended.duplicate:  # a concurrent retry with the same key got there first
+        replayed, _ = await load(runtime, state.id, appended.versions[-1])
+        return incident_response(replayed, appended.positions[-1])
+    after = TRANSITIONS[change.event_type](state, data, appended.versions[-1], appended.recorded_at)
+    return incident_response(after, appended.positions[-1])
+
+
+def _stale(expected: int, actual: int) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"If-Match named version {expected}, the incident is at version {actual}",
+        current_version=actual,
+    )
+
+
 @post(
     "/v1/incidents/{incident_id:uuid}/corrections",
     status_code=200,
     tags=["incidents"],
     summary="Correct an incident",
-    opt={"body": Correction, "problems": (400, 404, 409, 412, 413, 415, 422)},
+    opt={"body": Correction, "problems": WRITE_PROBLEMS},
 )
 async def correct_incident(
     request: Request[Any, Any, Any],
@@ -139,51 +240,72 @@ async def correct_incident(
 ) -> Response[IncidentView]:
     """Append a correction; the corrected incident is validated as a whole."""
     correction = await json_body(request, correction_decoder)
-    expected = if_match_version(if_match)
-    meta = metadata(request, idempotency_key)
-    event_id = keyed_event_id(meta.actor, idempotency_key) if idempotency_key else uuid4()
-    for _ in range(_CORRECTION_RETRIES):
-        state, _ = await load(runtime, incident_id)
-        change = decide_correction(state, correction)
-        try:
-            return await _append_correction(runtime, state, change, event_id, meta, expected)
-        except WrongExpectedVersion as exc:
-            if expected is not None:
-                raise _stale(expected, exc.actual) from None
-        except EventIdReused:
-            raise _reused(idempotency_key, incident_id) from None
-    raise Conflict("the incident kept changing while the correction was applied; retry")
-
-
-def _stale(expected: int, actual: int) -> PreconditionFailed:
-    return PreconditionFailed(
-        f"If-Match named version {expected}, the incident is at version {actual}",
-        current_version=actual,
+    return await apply_change(
+        runtime,
+        Change(
+            incident_id,
+            "incident.corrected",
+            lambda state: decide_correction(state, correction),
+            metadata(request, idempotency_key),
+            if_match_version(if_match),
+        ),
     )
 
 
-async def _append_correction(
-    runtime: Runtime,
-    state: IncidentState,
-    change: IncidentCorrected,
-    event_id: UUID,
-    meta: Metadata,
-    expected: int | None,
+@post(
+    "/v1/incidents/{incident_id:uuid}/retraction",
+    status_code=200,
+    tags=["incidents"],
+    summary="Retract an incident",
+    opt={"body": Retraction, "problems": WRITE_PROBLEMS},
+)
+async def retract_incident(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    incident_id: FromPath[UUID],
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[IncidentView]:
-    countries = tuple(sorted({*actors(state.incident), *actors(change.incident)}))
-    event = new_event(
-        event_id, "incident.corrected", change, meta, change.incident.occurred_on, countries
+    """Retract an incident: it stays readable, as `retracted`, and leaves every standing."""
+    retraction = await json_body(request, retraction_decoder)
+    return await apply_change(
+        runtime,
+        Change(
+            incident_id,
+            "incident.retracted",
+            lambda state: decide_retraction(state, retraction),
+            metadata(request, idempotency_key),
+            if_match_version(if_match),
+        ),
     )
-    stream = stream_name(state.id)
-    # If-Match is checked by the log itself, after the event id: a retried
-    # request is recognised even though the incident has moved on since.
-    version = state.version if expected is None else expected
-    appended = await runtime.appends.append(stream, version, [event])
-    if appended.duplicate:
-        replayed, _ = await load(runtime, state.id, appended.versions[-1])
-        return incident_response(replayed, appended.positions[-1])
-    after = corrected(state, change, appended.versions[-1], appended.recorded_at)
-    return incident_response(after, appended.positions[-1])
+
+
+@post(
+    "/v1/incidents/{incident_id:uuid}/sources",
+    status_code=200,
+    tags=["incidents"],
+    summary="Add a source to an incident",
+    opt={"body": Source, "problems": WRITE_PROBLEMS},
+)
+async def add_source(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    incident_id: FromPath[UUID],
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[IncidentView]:
+    """Cite another source; citing one the incident already has changes nothing."""
+    source = await json_body(request, source_decoder)
+    return await apply_change(
+        runtime,
+        Change(
+            incident_id,
+            "incident.source_added",
+            lambda state: decide_source(state, source),
+            metadata(request, idempotency_key),
+            if_match_version(if_match),
+        ),
+    )
 
 
 @get(
@@ -205,4 +327,31 @@ async def read_incident(
     return incident_response(state, position)  # type: ignore[return-value]
 
 
-ROUTES = [report_incident, correct_incident, read_incident]
+class IncidentEvents(msgspec.Struct, frozen=True):
+    """An incident's events, oldest first."""
+
+    items: list[RecordedEvent]
+
+
+@get(
+    "/v1/incidents/{incident_id:uuid}/events",
+    tags=["incidents"],
+    summary="Read an incident's events",
+    opt={"problems": (404,)},
+)
+async def incident_events(
+    runtime: NamedDependency[Runtime], incident_id: FromPath[UUID]
+) -> Response[IncidentEvents]:
+    """Every event of the incident's stream, oldest first."""
+    events = await load_events(runtime, incident_id)
+    return Response(IncidentEvents(items=events), headers={POSITION: str(events[-1].position)})
+
+
+ROUTES = [
+    report_incident,
+    correct_incident,
+    retract_incident,
+    add_source,
+    read_incident,
+    incident_events,
+]
