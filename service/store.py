@@ -63,34 +63,85 @@ class EventIdReused(AppendRefused):
         self.stream, self.actual = stream, actual
 
 
-_batch_encoder = msgspec.json.Encoder()
-
+# One row per event: its request's outcome, the stream's version before the
+# group, where a duplicate is stored, and the block appended events were
+# numbered from (in request and event order).
 APPEND_SQL = """
-SELECT request, outcome, stream_version, positions, versions, recorded_at
-  FROM append_events($1::jsonb) ORDER BY request
+SELECT request, outcome, stream_version, found_position, found_version, found_at,
+       first_position, appended_at
+  FROM {function}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
+SET_WISE = APPEND_SQL.format(function="append_events")
+IN_TURN = APPEND_SQL.format(function="append_events_in_turn")
+
+
+def _columns(requests: Sequence[AppendRequest]) -> list[list[Any]]:
+    """The group as the parallel arrays append_events takes, one element per event."""
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    for index, request in enumerate(requests):
+        for event in request.events:
+            values = (
+                index,
+                request.stream,
+                request.expected_version,
+                event.id,
+                event.type,
+                event.schema_version,
+                event.occurred_on,
+                ",".join(event.countries),
+                event.data,
+                event.metadata,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+    return columns
 
 
 async def append_many(
     conn: Connection, requests: Sequence[AppendRequest]
 ) -> list[Appended | AppendRefused]:
     """Append each request in one transaction; a refusal fails only its own request."""
-    rows = await conn.fetch(APPEND_SQL, _batch_encoder.encode(requests))
-    return [_outcome(request, row) for request, row in zip(requests, rows, strict=True)]
+    # A group that touches one stream twice must be decided request by request.
+    in_turn = len({request.stream for request in requests}) < len(requests)
+    rows = await conn.fetch(IN_TURN if in_turn else SET_WISE, *_columns(requests))
+    return _outcomes(requests, rows)
 
 
-def _outcome(request: AppendRequest, row: asyncpg.Record) -> Appended | AppendRefused:
+def _outcomes(
+    requests: Sequence[AppendRequest], rows: list[asyncpg.Record]
+) -> list[Appended | AppendRefused]:
+    heads: dict[int, asyncpg.Record] = {}  # each request's first row carries its outcome
+    stored: list[list[tuple[int, int]]] = [[] for _ in requests]
+    taken: dict[int, int] = {}  # appended events numbered from each block so far
+    for row in rows:
+        request = row["request"]
+        heads.setdefault(request, row)
+        if row["outcome"] == "appended":
+            first = row["first_position"]
+            taken[first] = taken.get(first, 0) + 1
+            version = row["stream_version"] + len(stored[request]) + 1
+            stored[request].append((first + taken[first] - 1, version))
+        elif row["outcome"] == "duplicate":
+            stored[request].append((row["found_position"], row["found_version"]))
+    return [_outcome(request, heads[i], stored[i]) for i, request in enumerate(requests)]
+
+
+def _outcome(
+    request: AppendRequest, row: asyncpg.Record, stored: list[tuple[int, int]]
+) -> Appended | AppendRefused:
     outcome: str = row["outcome"]
+    version: int = row["stream_version"]
     if outcome == "stale":
-        return WrongExpectedVersion(request.stream, request.expected_version, row["stream_version"])
+        return WrongExpectedVersion(request.stream, request.expected_version, version)
     if outcome == "id_conflict":
-        return EventIdReused(request.stream, row["stream_version"])
+        return EventIdReused(request.stream, version)
+    duplicate = outcome == "duplicate"
     return Appended(
         stream=request.stream,
-        positions=tuple(row["positions"]),
-        versions=tuple(row["versions"]),
-        recorded_at=row["recorded_at"],
-        duplicate=outcome == "duplicate",
+        positions=tuple(position for position, _ in stored),
+        versions=tuple(version for _, version in stored),
+        recorded_at=row["found_at"] if duplicate else row["appended_at"],
+        duplicate=duplicate,
     )
 
 

@@ -69,9 +69,7 @@ async def test_without_the_ordering_lock_the_tailing_reader_misses_events(dsn: s
     # database only) shows the previous test can fail: positions then commit out
     # of order and the reader pages past events that commit later.
     conn = await asyncpg.connect(dsn)
-    definition = await conn.fetchval(
-        "SELECT pg_get_functiondef('append_events(jsonb)'::regprocedure)"
-    )
+    definition = await conn.fetchval("SELECT pg_get_functiondef('append_events'::regproc)")
     assert ORDERING_LOCK in definition
     await conn.execute(definition.replace(ORDERING_LOCK, ""))
     await conn.close()
@@ -196,3 +194,61 @@ async def test_an_append_rings_the_doorbell_at_commit(dsn: str, pool: asyncpg.Po
         assert await asyncio.wait_for(rung.get(), 5) == "2"
     finally:
         await listener.close()
+
+
+async def test_a_group_touching_one_stream_twice_is_decided_in_turn(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    name, other = stream(), stream()
+    async with pool.acquire() as conn:
+        outcomes = await append_many(
+            conn,
+            [
+                AppendRequest(name, 0, (event(1),)),
+                AppendRequest(name, 1, (event(2), event(3))),
+                AppendRequest(name, 1, (event(4),)),
+                AppendRequest(other, 0, (event(5),)),
+            ],
+        )
+        stored = await read_stream(conn, name)
+    first, second, stale, last = outcomes
+    assert isinstance(first, Appended)
+    assert (first.positions, first.versions) == ((1,), (1,))
+    assert isinstance(second, Appended)
+    assert (second.positions, second.versions) == ((2, 3), (2, 3))
+    assert isinstance(stale, WrongExpectedVersion)
+    assert stale.actual == 3
+    assert isinstance(last, Appended)
+    assert last.positions == (4,)
+    assert [(e.position, e.version) for e in stored] == [(1, 1), (2, 2), (3, 3)]
+
+
+async def test_a_group_numbers_positions_in_request_and_event_order(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    names = [stream() for _ in range(4)]
+    async with pool.acquire() as conn:
+        await append(conn, names[1], 0, [event(0)])
+        outcomes = await append_many(
+            conn,
+            [
+                AppendRequest(names[0], 0, (event(1), event(2))),
+                AppendRequest(names[1], 0, (event(3),)),  # stale: refused
+                AppendRequest(names[2], None, (event(4), event(5), event(6))),
+                AppendRequest(names[3], 0, (event(7),)),
+            ],
+        )
+        log = await read_all(conn, 0, 100)
+    assert [o.positions for o in outcomes if isinstance(o, Appended)] == [
+        (2, 3),
+        (4, 5, 6),
+        (7,),
+    ]
+    assert [(e.position, e.stream, e.version) for e in log[1:]] == [
+        (2, names[0], 1),
+        (3, names[0], 2),
+        (4, names[2], 1),
+        (5, names[2], 2),
+        (6, names[2], 3),
+        (7, names[3], 1),
+    ]

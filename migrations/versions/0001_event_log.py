@@ -55,107 +55,161 @@ ALTER TABLE events ENABLE ALWAYS TRIGGER events_append_only;
 # `_lock_table` comment describes). Gap detection with timeouts is not used: it
 # loses events. The sequence may leave holes (a crashed call), never reorderings.
 #
-# One call appends a whole group of requests (group commit) in one implicit
-# transaction: each request is checked on its own (idempotency by event id, then
-# the expected stream version) and one request's conflict fails only that one.
-APPEND = """
-CREATE FUNCTION append_events(batch jsonb)
-RETURNS TABLE (request integer, outcome text, stream_version integer,
-               positions bigint[], versions integer[], recorded_at timestamptz)
+# One call appends a whole group of requests (group commit, or a batch) in one
+# implicit transaction: each request is checked on its own (idempotency by event
+# id, then the expected stream version) and one request's refusal fails only
+# that one. Requests on distinct streams are decided and inserted set-wise;
+# a group that touches one stream twice is appended request by request, since
+# each of those must see the versions the previous one wrote.
+# A group arrives as parallel arrays, one element per event (asyncpg sends
+# arrays in binary, far cheaper to take apart than one JSON document).
+ARGS = """p_request integer[], p_stream text[], p_expected integer[], p_id uuid[],
+    p_type text[], p_schema_version integer[], p_occurred_on date[], p_countries text[],
+    p_data jsonb[], p_metadata jsonb[]"""
+ARG_NAMES = """p_request, p_stream, p_expected, p_id, p_type, p_schema_version, p_occurred_on,
+    p_countries, p_data, p_metadata"""
+ARG_TYPES = (
+    "integer[], text[], integer[], uuid[], text[], integer[], date[], text[], jsonb[], jsonb[]"
+)
+
+BATCH_EVENTS = f"""
+CREATE FUNCTION batch_events({ARGS})
+RETURNS TABLE (i integer, request integer, n integer, stream text, expected integer, id uuid,
+               type text, schema_version integer, occurred_on date, countries text[],
+               data jsonb, metadata jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT e.i::integer, e.request,
+           (row_number() OVER (PARTITION BY e.request ORDER BY e.i))::integer,
+           e.stream, e.expected, e.id, e.type, e.schema_version, e.occurred_on,
+           string_to_array(e.countries, ','), e.data, e.metadata
+      FROM unnest({ARG_NAMES}) WITH ORDINALITY
+           AS e(request, stream, expected, id, type, schema_version, occurred_on,
+                countries, data, metadata, i)
+$$;
+"""
+
+PENDING = f"batch_events({ARG_NAMES})"
+RESULT = """(request integer, outcome text, stream_version integer, found_position bigint,
+    found_version integer, found_at timestamptz, first_position bigint, appended_at timestamptz)"""
+
+# One row per event comes back: its request, the request's outcome, the
+# stream's version before the group, where a duplicate is already stored, and
+# the first position of the block the appended events were numbered from, in
+# request and event order (the caller counts its way through the block).
+APPEND = f"""
+CREATE FUNCTION append_events({ARGS})
+RETURNS TABLE {RESULT}
 LANGUAGE plpgsql AS $$
 DECLARE
-    req        jsonb;
-    ids        uuid[];
-    n_events   integer;
-    n_found    integer;
-    n_same     integer;
-    current    integer;
-    expected   integer;
-    head       bigint := NULL;
+    outcomes   text[];
+    currents   integer[];
+    found_at   bigint[];
+    found_v    integer[];
+    found_t    timestamptz[];
+    total      integer;
+    first      bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(1818585454, 1);  -- the log's ordering lock
-    FOR req, request IN
-        SELECT b.value, (b.ordinality - 1)::integer
-        FROM jsonb_array_elements(batch) WITH ORDINALITY AS b
-    LOOP
-        ids := ARRAY(SELECT (x->>'id')::uuid FROM jsonb_array_elements(req->'events') x);
-        n_events := cardinality(ids);
-        IF EXISTS (SELECT 1 FROM events e WHERE e.id = ANY(ids)) THEN
-            SELECT count(*)::integer,
-                   count(*) FILTER (WHERE e.stream = req->>'stream'
-                                      AND e.type = x.value->>'type'
-                                      AND e.data = x.value->'data')::integer,
-                   array_agg(e.position ORDER BY x.ordinality),
-                   array_agg(e.version ORDER BY x.ordinality),
-                   min(e.recorded_at)
-              INTO n_found, n_same, positions, versions, recorded_at
-              FROM jsonb_array_elements(req->'events') WITH ORDINALITY AS x
-              JOIN LATERAL (  -- LIMIT keeps it a parameterised index lookup
-                  SELECT * FROM events s WHERE s.id = (x.value->>'id')::uuid LIMIT 1
-              ) e ON true;
-        ELSE
-            n_found := 0;
+    WITH looked_up AS (
+        SELECT e.i, e.request, e.stream, e.expected, s.position, s.version, s.recorded_at,
+               s.position IS NOT NULL AS found,
+               coalesce(s.stream = e.stream AND s.type = e.type AND s.data = e.data, false)
+                   AS same
+          FROM {PENDING} e
+          LEFT JOIN LATERAL (  -- LIMIT keeps it an index lookup per event
+              SELECT x.* FROM events x WHERE x.id = e.id LIMIT 1) s ON true
+    ), counted AS (
+        SELECT l.*, count(*) FILTER (WHERE l.found) OVER w AS n_found,
+               count(*) FILTER (WHERE l.same) OVER w AS n_same, count(*) OVER w AS n_events
+          FROM looked_up l WINDOW w AS (PARTITION BY l.request)
+    )
+    SELECT array_agg(CASE WHEN c.n_found > 0 THEN
+                              CASE WHEN c.n_same = c.n_events THEN 'duplicate'
+                                   ELSE 'id_conflict' END
+                          WHEN c.expected IS NOT NULL AND c.expected <> v.current THEN 'stale'
+                          ELSE 'appended' END ORDER BY c.i),
+           array_agg(v.current ORDER BY c.i), array_agg(c.position ORDER BY c.i),
+           array_agg(c.version ORDER BY c.i), array_agg(c.recorded_at ORDER BY c.i)
+      INTO outcomes, currents, found_at, found_v, found_t
+      FROM counted c
+      CROSS JOIN LATERAL (SELECT coalesce(max(x.version), 0) AS current
+                            FROM events x WHERE x.stream = c.stream) v;
+
+    total := cardinality(array_positions(outcomes, 'appended'));
+    IF total > 0 THEN
+        -- One block of positions, numbered in request and event order, so a
+        -- stream's versions ascend with its positions whatever the plan.
+        first := nextval('events_position_seq');
+        IF total > 1 THEN  -- safe only under the lock: nobody else draws meanwhile
+            PERFORM setval('events_position_seq', first + total - 1);
         END IF;
-        SELECT coalesce(max(e.version), 0) INTO current
-          FROM events e WHERE e.stream = req->>'stream';
-        stream_version := current;
-        IF n_found > 0 THEN
-            outcome := CASE WHEN n_found = n_events AND n_same = n_events
-                            THEN 'duplicate' ELSE 'id_conflict' END;
-            IF outcome = 'id_conflict' THEN
-                positions := NULL; versions := NULL;
-            END IF;
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        expected := (req->>'expected_version')::integer;
-        IF expected IS NOT NULL AND expected <> current THEN
-            outcome := 'stale'; positions := NULL; versions := NULL;
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        recorded_at := now();
-        WITH inserted AS (
-            INSERT INTO events (position, id, stream, version, type, schema_version,
-                                occurred_on, recorded_at, countries, data, metadata)
-            SELECT nextval('events_position_seq'), (x.value->>'id')::uuid, req->>'stream',
-                   current + x.ordinality::integer, x.value->>'type',
-                   (x.value->>'schema_version')::integer,
-                   (x.value->>'occurred_on')::date, recorded_at,
-                   ARRAY(SELECT jsonb_array_elements_text(
-                       coalesce(x.value->'countries', '[]'::jsonb))),
-                   x.value->'data', coalesce(x.value->'metadata', '{}'::jsonb)
-              FROM jsonb_array_elements(req->'events') WITH ORDINALITY AS x
-             ORDER BY x.ordinality
-            RETURNING position, version
-        )
-        SELECT array_agg(i.position ORDER BY i.position), array_agg(i.version ORDER BY i.position)
-          INTO positions, versions FROM inserted i;
-        outcome := 'appended';
-        stream_version := current + n_events;
-        head := positions[array_upper(positions, 1)];
-        RETURN NEXT;
-    END LOOP;
-    IF head IS NOT NULL THEN
+        INSERT INTO events (position, id, stream, version, type, schema_version,
+                            occurred_on, recorded_at, countries, data, metadata)
+        SELECT first + row_number() OVER (ORDER BY e.i) - 1, e.id, e.stream,
+               currents[e.i] + e.n, e.type, e.schema_version, e.occurred_on, now(),
+               e.countries, e.data, e.metadata
+          FROM {PENDING} e
+         WHERE outcomes[e.i] = 'appended';
         -- Only a doorbell: it is delivered at commit; readers re-read by position.
-        PERFORM pg_notify('legation_events', head::text);
+        PERFORM pg_notify('legation_events', (first + total - 1)::text);
     END IF;
+
+    RETURN QUERY
+    SELECT u.request, u.outcome, u.current, u.found_position, u.found_version, u.found_at,
+           first, now()
+      FROM unnest(p_request, outcomes, currents, found_at, found_v, found_t)
+           AS u(request, outcome, current, found_position, found_version, found_at);
 END
 $$;
--- plpgsql caches a plan per session; one made while the log was nearly empty
--- picks sequential scans and keeps them as the log grows (one full scan per
--- append). Every lookup here has an index, so sequential scans are ruled out.
-ALTER FUNCTION append_events(jsonb) SET enable_seqscan = off;
+"""
+
+# append_events decides every request of a group against the log as it was
+# before the group, so a group that touches one stream twice goes through here:
+# one request at a time, each seeing what the previous one wrote. (Were such a
+# group given to append_events, the unique (stream, version) would refuse it.)
+APPEND_IN_TURN = f"""
+CREATE FUNCTION append_events_in_turn({ARGS})
+RETURNS TABLE {RESULT}
+LANGUAGE plpgsql AS $$
+DECLARE
+    low   integer := 1;
+    high  integer;
+BEGIN
+    WHILE low <= cardinality(p_request) LOOP
+        high := low;
+        WHILE high < cardinality(p_request) AND p_request[high + 1] = p_request[low] LOOP
+            high := high + 1;
+        END LOOP;
+        RETURN QUERY SELECT * FROM append_events(
+            p_request[low:high], p_stream[low:high], p_expected[low:high], p_id[low:high],
+            p_type[low:high], p_schema_version[low:high], p_occurred_on[low:high],
+            p_countries[low:high], p_data[low:high], p_metadata[low:high]);
+        low := high + 1;
+    END LOOP;
+END
+$$;
+"""
+
+# plpgsql caches a plan per session; one made while the log was nearly empty
+# picks sequential scans and keeps them as the log grows (one full scan per
+# append). Every lookup here has an index, so sequential scans are ruled out.
+PLANS = f"""
+ALTER FUNCTION append_events({ARG_TYPES}) SET enable_seqscan = off;
 """
 
 
 def upgrade() -> None:
     op.execute(EVENTS)
     op.execute(IMMUTABLE)
+    op.execute(BATCH_EVENTS)
     op.execute(APPEND)
+    op.execute(APPEND_IN_TURN)
+    op.execute(PLANS)
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION append_events(jsonb)")
+    op.execute(f"DROP FUNCTION append_events_in_turn({ARG_TYPES})")
+    op.execute(f"DROP FUNCTION append_events({ARG_TYPES})")
+    op.execute(f"DROP FUNCTION batch_events({ARG_TYPES})")
     op.execute("DROP TABLE events")
     op.execute("DROP FUNCTION events_are_append_only()")
