@@ -12,6 +12,7 @@ from service.group_commit import GroupCommit
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.routes import events, health, incidents
+from service.routes.batch import batch_route
 from service.runtime import Runtime, provide_runtime
 
 
@@ -34,7 +35,12 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     app = Litestar(
-        route_handlers=[*incidents.ROUTES, *events.ROUTES, *health.ROUTES],
+        route_handlers=[
+            *incidents.ROUTES,
+            batch_route(settings.max_batch_bytes),
+            *events.ROUTES,
+            *health.ROUTES,
+        ],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -21,6 +21,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_reads: bool = True
     webhook_allow_private: bool = False
     max_body_bytes: int = 1_048_576
+    max_batch_bytes: int = 33_554_432
     pool_min_size: int = 2
     pool_max_size: int = 10
 
@@ -59,6 +60,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         max_body_bytes=_number(
             "LEGATION_MAX_BODY_BYTES", env.get("LEGATION_MAX_BODY_BYTES", "1048576"), 1024, 1 << 30
+        ),
+        max_batch_bytes=_number(
+            "LEGATION_MAX_BATCH_BYTES",
+            env.get("LEGATION_MAX_BATCH_BYTES", "33554432"),
+            1024,
+            1 << 30,
         ),
         pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
     )

@@ -165,7 +165,27 @@ def refine(app: Litestar) -> None:
                 examples=dict(EXAMPLES.get(opt["body"], {})) or None,
             )
             operation.request_body = RequestBody(content={"application/json": media}, required=True)
+        if opt.get("ndjson_body"):
+            operation.request_body = _ndjson_body()
         operation.responses = _with_problems(operation.responses or {}, opt, problem_schema)
+
+
+def _ndjson_body() -> RequestBody:
+    line = Reference(ref=REF.format(name="IncidentReport"))
+    media = OpenAPIMediaType(schema=line, example=NDJSON_EXAMPLE)
+    return RequestBody(
+        content={"application/x-ndjson": media},
+        description="One IncidentReport per line (NDJSON).",
+        required=True,
+    )
+
+
+NDJSON_EXAMPLE = (
+    '{"kind": "expulsion", "occurred_on": "2022-04-19", "expelling": "RU", "expelled": "NL", '
+    '"count": 15, "sources": [{"outlet": "AFP"}]}\n'
+    '{"kind": "expulsion", "occurred_on": "2022-04-19", "expelling": "RU", "expelled": "BE", '
+    '"count": 21, "count_range": [12, 21], "sources": [{"outlet": "AFP"}]}\n'
+)
 
 
 def _with_problems(

@@ -14,11 +14,12 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("legation.http")
 
 
-class FieldError(msgspec.Struct, frozen=True):
-    """One invalid field: its path in the body or query, and what is wrong."""
+class FieldError(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One invalid field: its path in the body or query, what is wrong, and its NDJSON line."""
 
     field: str
     message: str
+    line: int | None = None
 
 
 class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):

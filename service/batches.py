@@ -1,0 +1,77 @@
+"""Batches of reports as NDJSON: parsing every line, and the appends they become.
+
+The HTTP batch (all or nothing) and `legation import` (line by line) share this.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from typing import Final
+from uuid import UUID
+
+import msgspec
+
+from service.events import Incident, Metadata, Report
+from service.incidents import decide_report, report_event, stream_name
+from service.problems import FieldError, InvalidInput, field_error
+from service.store import AppendRequest
+
+MAX_LINES: Final = 10_000
+_decoder = msgspec.json.Decoder(Report)
+
+
+class ParsedLine(msgspec.Struct, frozen=True):
+    """A valid line: its number, bytes, the client's incident id and the incident."""
+
+    line: int
+    raw: bytes
+    client_id: UUID | None
+    incident: Incident
+
+
+class ReportLine(msgspec.Struct, frozen=True):
+    """A line turned into its append: a new stream, expected at version 0."""
+
+    line: int
+    incident_id: UUID
+    request: AppendRequest
+
+
+def numbered_lines(body: bytes) -> Iterable[tuple[int, bytes]]:
+    """Non-blank lines with their 1-based line numbers."""
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def parse_line(number: int, line: bytes) -> ParsedLine | list[FieldError]:
+    """The incident a line reports, or what is wrong with it (each error names the line)."""
+    try:
+        report = _decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        return [msgspec.structs.replace(field_error(exc), line=number)]
+    except msgspec.DecodeError as exc:
+        return [FieldError(field="body", message=f"not valid JSON: {exc}", line=number)]
+    try:
+        incident = decide_report(report)
+    except InvalidInput as exc:
+        return _on_line(exc, number)
+    return ParsedLine(number, line, report.id, incident)
+
+
+def _on_line(exc: InvalidInput, number: int) -> list[FieldError]:
+    return [msgspec.structs.replace(error, line=number) for error in exc.errors or []]
+
+
+def content_key(line: bytes) -> str:
+    """An idempotency key from a line's bytes: re-importing the line appends nothing."""
+    return "sha256:" + hashlib.sha256(line.strip()).hexdigest()
+
+
+def report_line(parsed: ParsedLine, meta: Metadata) -> ReportLine | list[FieldError]:
+    """The append a valid line becomes (or why not: it names itself in responds_to)."""
+    try:
+        incident_id, event = report_event(parsed.client_id, parsed.incident, meta)
+    except InvalidInput as exc:
+        return _on_line(exc, parsed.line)
+    request = AppendRequest(stream_name(incident_id), 0, (event,))
+    return ReportLine(parsed.line, incident_id, request)
