@@ -1,4 +1,4 @@
-"""The `legation` command: serve, migrate."""
+"""The `legation` command: serve, migrate, import."""
 
 import argparse
 import asyncio
@@ -7,15 +7,19 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import msgspec
 import uvicorn
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from service.app import create_app
 from service.config import InvalidSettings, Settings, settings_from_env
 from service.database import migrate
 from service.demo import load_demo
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
+from service.imports import count_lines, import_file
 
 log = logging.getLogger("legation")
 
@@ -56,6 +60,30 @@ def serve(settings: Settings, demo: bool) -> None:
         uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
 
 
+def import_command(settings: Settings, path: Path) -> int:
+    """Import with a progress bar; print the summary; 1 if any line failed."""
+    if not path.is_file():
+        print(f"legation: no such file: {path}", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    with database(settings) as dsn:
+        migrate(dsn)
+        with Progress(
+            *Progress.get_default_columns(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task(f"importing {path.name}", total=count_lines(path))
+            summary = asyncio.run(
+                import_file(dsn, path, on_progress=lambda done: bar.advance(task, done))
+            )
+    print(
+        f"imported {summary.imported}, skipped {summary.skipped} (already present), "
+        f"failed {len(summary.failed)}"
+    )
+    for error in summary.failed:
+        print(f"  line {error.line}: {error.field}: {error.message}")
+    return 1 if summary.failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", help="bind address (default LEGATION_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (default LEGATION_PORT or 8000)")
     commands.add_parser("migrate", help="bring the database to the newest revision")
+    import_cmd = commands.add_parser("import", help="append the reports of an NDJSON file")
+    import_cmd.add_argument("file", type=Path, help="one JSON report per line")
     return parser
 
 
@@ -84,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             with database(settings) as dsn:
                 migrate(dsn)
             print("migrated to the newest revision")
+        elif args.command == "import":
+            return import_command(settings, args.file)
     except EmbeddedPostgresError as exc:
         print(f"legation: {exc}", file=sys.stderr)
         return 1
