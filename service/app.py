@@ -8,9 +8,11 @@ from litestar.di import Provide
 
 from service.config import Settings
 from service.database import create_pool, head_revisions
+from service.feed import Doorbell
 from service.group_commit import GroupCommit
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
+from service.projector import Projector
 from service.routes import events, health, incidents
 from service.routes.batch import batch_route
 from service.runtime import Runtime, provide_runtime
@@ -25,12 +27,16 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
-        appends = GroupCommit(pool)
-        appends.start()
-        app.state.runtime = Runtime(settings, pool, appends, head_revisions())
+        appends, doorbell = GroupCommit(pool), Doorbell(dsn)
+        projector = Projector(pool, dsn, doorbell)
+        for worker in (appends, doorbell, projector):
+            worker.start()
+        app.state.runtime = Runtime(settings, pool, appends, doorbell, projector, head_revisions())
         try:
             yield
         finally:
+            await projector.stop()
+            await doorbell.stop()
             await appends.stop()
             await pool.close()
 

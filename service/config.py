@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_allow_private: bool = False
     max_body_bytes: int = 1_048_576
     max_batch_bytes: int = 33_554_432
+    read_wait_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 10
 

@@ -8,7 +8,9 @@ import asyncpg
 from litestar.datastructures import State
 
 from service.config import Settings
+from service.feed import Doorbell
 from service.group_commit import GroupCommit
+from service.projector import Projector
 
 
 class Runtime:
@@ -18,16 +20,19 @@ class Runtime:
     instead of inspecting and converting fields as it would for a dataclass.
     """
 
-    __slots__ = ("appends", "migration_heads", "pool", "settings")
+    __slots__ = ("appends", "doorbell", "migration_heads", "pool", "projector", "settings")
 
     def __init__(
         self,
         settings: Settings,
         pool: asyncpg.Pool[Any],
         appends: GroupCommit,
+        doorbell: Doorbell,
+        projector: Projector,
         migration_heads: frozenset[str],
     ) -> None:
         self.settings, self.pool, self.appends = settings, pool, appends
+        self.doorbell, self.projector = doorbell, projector
         self.migration_heads = migration_heads
 
 

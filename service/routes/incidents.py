@@ -1,15 +1,17 @@
 """Incidents: report, correct, retract, cite, and read one incident."""
 
+import base64
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
+from service.actors import actor_code
 from service.events import (
     Metadata,
     RecordedEvent,
@@ -23,6 +25,7 @@ from service.incidents import (
     Correction,
     IncidentState,
     Retraction,
+    Status,
     actors,
     corrected,
     decide_correction,
@@ -37,8 +40,12 @@ from service.incidents import (
     source_added,
     stream_name,
 )
-from service.problems import Conflict, InvalidInput, NotFound, PreconditionFailed
+from service.problems import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from service.projections.incidents import Cursor, IncidentFilter
+from service.projections.incidents import list_incidents as read_incidents
+from service.projector import checkpoint
 from service.routes.bodies import json_body
+from service.routes.consistency import MinPosition, await_position
 from service.runtime import Runtime
 from service.store import EventIdReused, WrongExpectedVersion, read_stream
 
@@ -347,7 +354,75 @@ async def incident_events(
     return Response(IncidentEvents(items=events), headers={POSITION: str(events[-1].position)})
 
 
+class IncidentPage(msgspec.Struct, frozen=True):
+    """A page of incidents, newest first; `next_cursor` is null on the last page."""
+
+    items: list[IncidentView]
+    next_cursor: str | None
+
+
+Kind = Literal["expulsion", "sanctions_round", "territorial_control"]
+
+
+def _cursor(value: str | None) -> Cursor | None:
+    if value is None:
+        return None
+    try:
+        return _cursor_decoder.decode(base64.urlsafe_b64decode(value.encode() + b"=="))
+    except (ValueError, msgspec.DecodeError):
+        error = FieldError("cursor", "is not a cursor this API returned")
+        raise InvalidInput("cursor: is not a cursor this API returned", errors=[error]) from None
+
+
+def _encode_cursor(cursor: Cursor | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+_cursor_decoder = msgspec.json.Decoder(Cursor)
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = actor_code(value)
+    if code is None:
+        error = FieldError("country", "is not an ISO 3166-1 code, EU, NATO or UN")
+        raise InvalidInput(f"country: {error.message}", errors=[error])
+    return code
+
+
+@get(
+    "/v1/incidents",
+    tags=["incidents"],
+    summary="List incidents",
+    opt={"problems": (422, 503)},
+)
+async def list_incidents(
+    runtime: NamedDependency[Runtime],
+    country: Annotated[str | None, QueryParameter(min_length=2, max_length=4)] = None,
+    kind: FromQuery[Kind | None] = None,
+    since: FromQuery[date | None] = None,
+    until: FromQuery[date | None] = None,
+    status: FromQuery[Status | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    min_position: MinPosition = None,
+) -> Response[IncidentPage]:
+    """Incidents newest first (by occurred_on), filtered; page on with `cursor`."""
+    filters = IncidentFilter(_country(country), kind, since, until, status)
+    after = _cursor(cursor)
+    await await_position(runtime, min_position)
+    async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        position = await checkpoint(conn)
+        states, next_cursor = await read_incidents(conn, filters, after, limit)
+    page = IncidentPage([incident_view(state) for state in states], _encode_cursor(next_cursor))
+    return Response(page, headers={POSITION: str(position)})
+
+
 ROUTES = [
+    list_incidents,
     report_incident,
     correct_incident,
     retract_incident,

@@ -1,0 +1,75 @@
+"""The doorbell: one LISTEN connection per process, waking whoever follows the log.
+
+A notification only says "the log grew"; followers always re-read the table by
+position, and poll when no bell rings, so a lost notification only delays them.
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from service.store import NOTIFY_CHANNEL
+
+log = logging.getLogger("legation.feed")
+RECONNECT_DELAY = 1.0
+
+
+class Doorbell:
+    """Wakes waiters when an append commits; reconnects its LISTEN when it drops."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._rung = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        """Start listening (in the background)."""
+        self._task = asyncio.create_task(self._run(), name="legation-doorbell")
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def ring(self) -> None:
+        """Wake every current waiter."""
+        rung, self._rung = self._rung, asyncio.Event()
+        rung.set()
+
+    async def wait(self, within: float) -> bool:
+        """Wait for the next ring, at most `within` seconds; whether it rang."""
+        rung = self._rung
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await rung.wait()
+        return rung.is_set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("doorbell connection lost (%s); reconnecting", exc)
+            self.connected.clear()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _listen(self) -> None:
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(self._dsn)
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _: lost.set())
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.ring())
+            self.connected.set()
+            # Appends may have committed while no one listened.
+            self.ring()
+            await lost.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()

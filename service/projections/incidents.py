@@ -1,0 +1,114 @@
+"""The incidents read model: every incident's current state, for lists and filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+
+from service.events import RecordedEvent
+from service.incidents import IncidentState, actors, evolve
+
+if TYPE_CHECKING:
+    from service.store import Connection
+
+_state_decoder = msgspec.json.Decoder(IncidentState)
+_encoder = msgspec.json.Encoder()
+
+UPSERT = """
+INSERT INTO incidents (id, kind, status, occurred_on, actors, version, position, state)
+SELECT u.id, u.kind, u.status, u.occurred_on, string_to_array(u.actors, ','), u.version,
+       u.position, u.state
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::integer[],
+              $7::bigint[], $8::jsonb[])
+       AS u(id, kind, status, occurred_on, actors, version, position, state)
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, status = excluded.status, occurred_on = excluded.occurred_on,
+    actors = excluded.actors, version = excluded.version, position = excluded.position,
+    state = excluded.state
+"""
+
+
+def incident_id(event: RecordedEvent) -> UUID:
+    """The incident an event belongs to."""
+    return UUID(event.stream.removeprefix("incident-"))
+
+
+async def apply(conn: Connection, events: Sequence[RecordedEvent]) -> None:
+    """Fold `events` into the incidents they touch (one read, one write)."""
+    touched = list({incident_id(event) for event in events})
+    rows = await conn.fetch("SELECT id, state FROM incidents WHERE id = ANY($1::uuid[])", touched)
+    states: dict[UUID, IncidentState] = {row[0]: _state_decoder.decode(row[1]) for row in rows}
+    positions: dict[UUID, int] = {}
+    for event in events:
+        key = incident_id(event)
+        states[key] = evolve(states.get(key), event)
+        positions[key] = event.position
+    await conn.execute(UPSERT, *_columns([states[key] for key in positions], positions))
+
+
+def _columns(states: list[IncidentState], positions: dict[UUID, int]) -> list[list[Any]]:
+    return [
+        [state.id for state in states],
+        [state.incident.__struct_config__.tag for state in states],
+        [state.status for state in states],
+        [state.incident.occurred_on for state in states],
+        [",".join(actors(state.incident)) for state in states],
+        [state.version for state in states],
+        [positions[state.id] for state in states],
+        [_encoder.encode(state) for state in states],
+    ]
+
+
+class IncidentFilter(msgspec.Struct, frozen=True):
+    """What GET /v1/incidents narrows by."""
+
+    country: str | None = None
+    kind: str | None = None
+    since: date | None = None
+    until: date | None = None
+    status: str | None = None
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page ended: the last incident's date and id (newest first)."""
+
+    occurred_on: date
+    id: UUID
+
+
+LIST = """
+SELECT state FROM incidents
+ WHERE ($1::text IS NULL OR actors @> ARRAY[$1::text])
+   AND ($2::text IS NULL OR kind = $2)
+   AND ($3::date IS NULL OR occurred_on >= $3)
+   AND ($4::date IS NULL OR occurred_on <= $4)
+   AND ($5::text IS NULL OR status = $5)
+   AND ($6::date IS NULL OR (occurred_on, id) < ($6::date, $7::uuid))
+ ORDER BY occurred_on DESC, id DESC
+ LIMIT $8
+"""
+
+
+async def list_incidents(
+    conn: Connection, filters: IncidentFilter, after: Cursor | None, limit: int
+) -> tuple[list[IncidentState], Cursor | None]:
+    """A page of incidents, newest first, and the cursor of the next page (None at the end)."""
+    rows = await conn.fetch(
+        LIST,
+        filters.country,
+        filters.kind,
+        filters.since,
+        filters.until,
+        filters.status,
+        after.occurred_on if after else None,
+        after.id if after else None,
+        limit + 1,
+    )
+    states = [_state_decoder.decode(row[0]) for row in rows[:limit]]
+    more = len(rows) > limit
+    last = states[-1] if more else None
+    return states, Cursor(last.incident.occurred_on, last.id) if last else None

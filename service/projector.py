@@ -1,0 +1,142 @@
+"""The projector: follows the log from its checkpoint into the read models.
+
+Each batch of events and the checkpoint after it are written in one transaction
+(a crash resumes from the checkpoint, with nothing counted twice). Of several
+server processes on one database only the holder of an advisory lock projects;
+the others stand by and take over when its session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import asyncpg
+
+from service.database import connect
+from service.projections import incidents
+from service.store import read_all
+
+if TYPE_CHECKING:
+    from service.feed import Doorbell
+    from service.store import Connection
+
+log = logging.getLogger("legation.projector")
+CHECKPOINT: Final = "read_models"
+PROJECTOR_LOCK: Final = (1818585454, 2)
+BATCH_SIZE: Final = 1000
+POLL_INTERVAL: Final = 1.0
+RETRY_DELAY: Final = 1.0
+
+
+async def checkpoint(conn: Connection) -> int:
+    """The last position the read models include."""
+    position: int = await conn.fetchval(
+        "SELECT position FROM projection_checkpoints WHERE name = $1", CHECKPOINT
+    )
+    return position
+
+
+async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
+    """Apply the next events after the checkpoint, checkpoint included, in one transaction.
+
+    Returns the new checkpoint (unchanged when there was nothing to apply).
+    """
+    async with conn.transaction():
+        # FOR UPDATE: were two projectors ever to run at once, the second would
+        # wait here and then see the first one's checkpoint, not apply twice.
+        position: int = await conn.fetchval(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", CHECKPOINT
+        )
+        events = await read_all(conn, position, limit)
+        if not events:
+            return position
+        await incidents.apply(conn, events)
+        await conn.execute(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+            CHECKPOINT,
+            events[-1].position,
+        )
+        return events[-1].position
+
+
+class Projector:
+    """Keeps the read models following the log while the app runs."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], dsn: str, doorbell: Doorbell) -> None:
+        self._pool, self._dsn, self._doorbell = pool, dsn, doorbell
+        self.position = 0
+        self.active = False
+        self._advanced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start projecting (or standing by) in the background."""
+        self._task = asyncio.create_task(self._run(), name="legation-projector")
+
+    async def stop(self) -> None:
+        """Stop; a batch in flight rolls back and is applied again by the next projector."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def caught_up(self, position: int, within: float) -> bool:
+        """Wait until the read models include `position`; False after `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            if self.position >= position or await self._refresh() >= position:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            advanced = self._advanced
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.05)):
+                    await advanced.wait()
+
+    async def _refresh(self) -> int:
+        # Another process may be the one projecting: its checkpoint is in the table.
+        async with self._pool.acquire() as conn:
+            self.position = max(self.position, await checkpoint(conn))
+        return self.position
+
+    def _moved(self, position: int) -> None:
+        self.position = position
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._hold_lock_and_follow()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("projector interrupted (%s); retrying", exc)
+            self.active = False
+            await asyncio.sleep(RETRY_DELAY)
+
+    async def _hold_lock_and_follow(self) -> None:
+        lock = await connect(self._dsn)
+        try:
+            while not await lock.fetchval("SELECT pg_try_advisory_lock($1, $2)", *PROJECTOR_LOCK):
+                await self._refresh()
+                await self._doorbell.wait(POLL_INTERVAL)
+            self.active = True
+            log.info("this process is the active projector")
+            await self._follow(lock)
+        finally:
+            with contextlib.suppress(Exception):
+                await lock.close()
+
+    async def _follow(self, lock: asyncpg.Connection[Any]) -> None:
+        while not lock.is_closed():
+            async with self._pool.acquire() as conn:
+                position = await project_batch(conn)
+            if position != self.position:
+                self._moved(position)
+                continue
+            await self._doorbell.wait(POLL_INTERVAL)
