@@ -53,7 +53,7 @@ async def test_incidents_are_listed_newest_first_once_projected(client: Client) 
 
 async def test_filters_narrow_the_list(client: Client) -> None:
     ids, position = await seed(client)
-    wait = {"min_position": position}
+    wait: dict[str, Any] = {"min_position": position}
     by_country = await page(client, country="rus", **wait)
     assert len(by_country["items"]) == 5
     assert [i["id"] for i in (await page(client, country="BE", **wait))["items"]] == [ids[4]]

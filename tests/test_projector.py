@@ -49,8 +49,10 @@ async def test_only_one_of_two_projectors_is_active_and_the_other_takes_over(
 ) -> None:
     doorbells = [Doorbell(dsn), Doorbell(dsn)]
     projectors = [Projector(pool, dsn, bell) for bell in doorbells]
-    for worker in (*doorbells, *projectors):
-        worker.start()
+    for bell in doorbells:
+        bell.start()
+    for projector in projectors:
+        projector.start()
     try:
         for _ in range(100):
             if any(p.active for p in projectors):
@@ -67,8 +69,10 @@ async def test_only_one_of_two_projectors_is_active_and_the_other_takes_over(
             await asyncio.sleep(0.05)
         assert standby.active
     finally:
-        for worker in (*projectors, *doorbells):
-            await worker.stop()
+        for projector in projectors:
+            await projector.stop()
+        for bell in doorbells:
+            await bell.stop()
 
 
 def test_the_kind_filter_knows_every_kind() -> None:
