@@ -181,6 +181,8 @@ async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentVie
         return replayed
     for _ in range(_RETRIES):
         state, position = await load(runtime, change.incident_id)
+        if change.expected is not None and change.expected != state.version:
+            raise _stale(change.expected, state.version)
         data = change.decide(state)
         if data is None:  # nothing to record: already so
             return incident_response(state, position)

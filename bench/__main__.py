@@ -1,0 +1,29 @@
+"""Every bench in turn: append, then ingest (what `make bench` runs).
+
+Run: python -m bench [--seconds N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bench import append, ingest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
+    parser.add_argument("--quick", action="store_true", help="3 s per measurement")
+    args = parser.parse_args(argv)
+    # Only the options both benches take are passed on; each keeps its own defaults.
+    shared = ["--seconds", str(args.seconds), *(["--quick"] if args.quick else [])]
+    status = append.main(shared)
+    print()
+    # Run sequentially, never together: they would share the 2 cores and skew each other.
+    return status or ingest.main(shared)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
