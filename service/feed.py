@@ -17,12 +17,40 @@ log = logging.getLogger("legation.feed")
 RECONNECT_DELAY = 1.0
 
 
+class Signal:
+    """Wakes everyone waiting at the moment it fires."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        """Wake every current waiter; later waiters wait for the next fire."""
+        fired, self._event = self._event, asyncio.Event()
+        fired.set()
+
+    async def wait(self, within: float) -> bool:
+        """Wait for the next fire, at most `within` seconds; whether it fired."""
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await event.wait()
+        return event.is_set()
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Doorbell:
     """Wakes waiters when an append commits; reconnects its LISTEN when it drops."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
-        self._rung = asyncio.Event()
+        self._rung = Signal()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -32,24 +60,16 @@ class Doorbell:
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     def ring(self) -> None:
         """Wake every current waiter."""
-        rung, self._rung = self._rung, asyncio.Event()
-        rung.set()
+        self._rung.fire()
 
     async def wait(self, within: float) -> bool:
         """Wait for the next ring, at most `within` seconds; whether it rang."""
-        rung = self._rung
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await rung.wait()
-        return rung.is_set()
+        return await self._rung.wait(within)
 
     async def _run(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import asyncpg
 
 from service.database import connect
+from service.feed import Signal, cancel
 from service.projections import incidents
 from service.store import read_all
 
@@ -70,7 +71,7 @@ class Projector:
         self._pool, self._dsn, self._doorbell = pool, dsn, doorbell
         self.position = 0
         self.active = False
-        self._advanced = asyncio.Event()
+        self._advanced = Signal()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -79,11 +80,8 @@ class Projector:
 
     async def stop(self) -> None:
         """Stop; a batch in flight rolls back and is applied again by the next projector."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def caught_up(self, position: int, within: float) -> bool:
         """Wait until the read models include `position`; False after `within` seconds."""
@@ -94,10 +92,7 @@ class Projector:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            advanced = self._advanced
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 0.05)):
-                    await advanced.wait()
+            await self._advanced.wait(min(left, 0.05))
 
     async def _refresh(self) -> int:
         # Another process may be the one projecting: its checkpoint is in the table.
@@ -107,8 +102,7 @@ class Projector:
 
     def _moved(self, position: int) -> None:
         self.position = position
-        advanced, self._advanced = self._advanced, asyncio.Event()
-        advanced.set()
+        self._advanced.fire()
 
     async def _run(self) -> None:
         while True:

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from service.actors import actor_code
@@ -52,9 +53,6 @@ from service.store import EventIdReused, WrongExpectedVersion, read_stream
 _RETRIES = 3
 
 report_decoder = msgspec.json.Decoder(Report)
-correction_decoder = msgspec.json.Decoder(Correction)
-retraction_decoder = msgspec.json.Decoder(Retraction)
-source_decoder = msgspec.json.Decoder(Source)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -233,88 +231,81 @@ def _stale(expected: int, actual: int) -> PreconditionFailed:
     )
 
 
-@post(
-    "/v1/incidents/{incident_id:uuid}/corrections",
-    status_code=200,
-    tags=["incidents"],
-    summary="Correct an incident",
-    opt={"body": Correction, "problems": WRITE_PROBLEMS},
+class Lifecycle(msgspec.Struct, frozen=True):
+    """A command on an existing incident: its path, body, event and decision."""
+
+    name: str
+    path: str
+    summary: str
+    description: str
+    body: type[Any]
+    event_type: str
+    decide: Callable[[IncidentState, Any], msgspec.Struct | None]
+
+
+def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
+    """POST /v1/incidents/{id}/<path>: decide `command` on the incident, then append."""
+    decoder = msgspec.json.Decoder(command.body)
+
+    async def handler(
+        request: Request[Any, Any, Any],
+        runtime: NamedDependency[Runtime],
+        incident_id: FromPath[UUID],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[IncidentView]:
+        body = await json_body(request, decoder)
+        return await apply_change(
+            runtime,
+            Change(
+                incident_id,
+                command.event_type,
+                lambda state: command.decide(state, body),
+                metadata(request, idempotency_key),
+                if_match_version(if_match),
+            ),
+        )
+
+    handler.__name__ = handler.__qualname__ = command.name
+    return post(
+        f"/v1/incidents/{{incident_id:uuid}}/{command.path}",
+        status_code=200,
+        tags=["incidents"],
+        summary=command.summary,
+        description=command.description,
+        opt={"body": command.body, "problems": WRITE_PROBLEMS},
+    )(handler)
+
+
+LIFECYCLE = (
+    Lifecycle(
+        "correct_incident",
+        "corrections",
+        "Correct an incident",
+        "Append a correction; the corrected incident is validated as a whole.",
+        Correction,
+        "incident.corrected",
+        decide_correction,
+    ),
+    Lifecycle(
+        "retract_incident",
+        "retraction",
+        "Retract an incident",
+        "Retract an incident: it stays readable, as `retracted`, and leaves every standing.",
+        Retraction,
+        "incident.retracted",
+        decide_retraction,
+    ),
+    Lifecycle(
+        "add_source",
+        "sources",
+        "Add a source to an incident",
+        "Cite another source; citing one the incident already has changes nothing.",
+        Source,
+        "incident.source_added",
+        decide_source,
+    ),
 )
-async def correct_incident(
-    request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
-    incident_id: FromPath[UUID],
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response[IncidentView]:
-    """Append a correction; the corrected incident is validated as a whole."""
-    correction = await json_body(request, correction_decoder)
-    return await apply_change(
-        runtime,
-        Change(
-            incident_id,
-            "incident.corrected",
-            lambda state: decide_correction(state, correction),
-            metadata(request, idempotency_key),
-            if_match_version(if_match),
-        ),
-    )
-
-
-@post(
-    "/v1/incidents/{incident_id:uuid}/retraction",
-    status_code=200,
-    tags=["incidents"],
-    summary="Retract an incident",
-    opt={"body": Retraction, "problems": WRITE_PROBLEMS},
-)
-async def retract_incident(
-    request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
-    incident_id: FromPath[UUID],
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response[IncidentView]:
-    """Retract an incident: it stays readable, as `retracted`, and leaves every standing."""
-    retraction = await json_body(request, retraction_decoder)
-    return await apply_change(
-        runtime,
-        Change(
-            incident_id,
-            "incident.retracted",
-            lambda state: decide_retraction(state, retraction),
-            metadata(request, idempotency_key),
-            if_match_version(if_match),
-        ),
-    )
-
-
-@post(
-    "/v1/incidents/{incident_id:uuid}/sources",
-    status_code=200,
-    tags=["incidents"],
-    summary="Add a source to an incident",
-    opt={"body": Source, "problems": WRITE_PROBLEMS},
-)
-async def add_source(
-    request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
-    incident_id: FromPath[UUID],
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response[IncidentView]:
-    """Cite another source; citing one the incident already has changes nothing."""
-    source = await json_body(request, source_decoder)
-    return await apply_change(
-        runtime,
-        Change(
-            incident_id,
-            "incident.source_added",
-            lambda state: decide_source(state, source),
-            metadata(request, idempotency_key),
-            if_match_version(if_match),
-        ),
-    )
 
 
 @get(
@@ -426,9 +417,7 @@ async def list_incidents(
 ROUTES = [
     list_incidents,
     report_incident,
-    correct_incident,
-    retract_incident,
-    add_source,
+    *(lifecycle_route(command) for command in LIFECYCLE),
     read_incident,
     incident_events,
 ]
