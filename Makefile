@@ -33,7 +33,7 @@ contracts: $(STAMP)
 	$(BIN)/python -m service.contracts
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.append $(if $(QUICK),--quick,)
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,10 +35,22 @@ async def init_connection(conn: asyncpg.Connection[Any]) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    # The default reset is a round trip on every release. Pooled connections
+    # never change session state here: LISTEN and session advisory locks live
+    # on connections of their own, and settings are only ever SET LOCAL.
+    return None
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
     """A pool whose connections carry the service's codecs."""
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        reset=_keep_session,
+        command_timeout=60,
     )
 
 

@@ -125,7 +125,10 @@ def report_event(
     keyed = keyed_event_id(meta.actor, key) if key else None
     incident_id = client_id or keyed or uuid4()
     _refuse_self_reference(incident_id, incident.responds_to, "responds_to")
-    event_id = keyed or uuid5(_FIRST_EVENT, stream_name(incident_id))
+    # A client-chosen id makes a re-sent report the same event; a server-chosen
+    # id is new every time, so its event id may be random too.
+    first_event = uuid5(_FIRST_EVENT, stream_name(incident_id)) if client_id else uuid4()
+    event_id = keyed or first_event
     event = new_event(
         event_id, reported_type(incident), incident, meta, incident.occurred_on, actors(incident)
     )

@@ -30,6 +30,7 @@ CHECKPOINT: Final = "read_models"
 PROJECTOR_LOCK: Final = (1818585454, 2)
 BATCH_SIZE: Final = 1000
 POLL_INTERVAL: Final = 1.0
+LINGER: Final = 0.01
 RETRY_DELAY: Final = 1.0
 
 
@@ -129,8 +130,11 @@ class Projector:
     async def _follow(self, lock: asyncpg.Connection[Any]) -> None:
         while not lock.is_closed():
             async with self._pool.acquire() as conn:
-                position = await project_batch(conn)
+                position = await project_batch(conn, BATCH_SIZE)
             if position != self.position:
                 self._moved(position)
                 continue
-            await self._doorbell.wait(POLL_INTERVAL)
+            if await self._doorbell.wait(POLL_INTERVAL):
+                # Under load the bell rings for every group commit; lingering a
+                # moment lets one projector transaction take many of them.
+                await asyncio.sleep(LINGER)

@@ -134,7 +134,10 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
         """One report per line; 201 with every id and position, or 422 naming the first bad line."""
         _require_ndjson(request)
         body = await request.body()
-        lines = parse_batch(body, idempotency_key, lambda key: metadata(request, key))
+        meta = metadata(request, None)
+        lines = parse_batch(
+            body, idempotency_key, lambda key: msgspec.structs.replace(meta, idempotency_key=key)
+        )
         try:
             appended = await append_batch(runtime, lines)
         except BatchRefused as refused:
