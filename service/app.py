@@ -13,7 +13,7 @@ from service.group_commit import GroupCommit
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
-from service.routes import events, health, incidents
+from service.routes import events, health, incidents, standings
 from service.routes.batch import batch_route
 from service.runtime import Runtime, provide_runtime
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> Litestar:
             *incidents.ROUTES,
             batch_route(settings.max_batch_bytes),
             *events.ROUTES,
+            *standings.ROUTES,
             *health.ROUTES,
         ],
         lifespan=[lifespan],

@@ -23,9 +23,9 @@ def if_match_version(header: str | None) -> int | None:
     return int(match[1])
 
 
-def none_match(header: str | None, version: int) -> bool:
-    """Whether If-None-Match matches the resource at `version` (answer 304)."""
+def none_match(header: str | None, current: str) -> bool:
+    """Whether If-None-Match names the current ETag (answer 304)."""
     if header is None:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    return "*" in tags or etag(version) in tags
+    return "*" in tags or current in tags

@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 
 from service.database import connect
 from service.feed import Signal, cancel
-from service.projections import incidents
+from service.incidents import evolve
+from service.projections import incidents, versions
+from service.projections.versions import Transition
 from service.store import read_all
 
 if TYPE_CHECKING:
+    from service.events import RecordedEvent
     from service.feed import Doorbell
     from service.store import Connection
 
@@ -42,6 +46,20 @@ async def checkpoint(conn: Connection) -> int:
     return position
 
 
+async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
+    """Fold events into every read model: each incident is evolved once per event."""
+    touched = list({incidents.incident_id(event) for event in events})
+    states = await incidents.load_states(conn, touched)
+    transitions: list[Transition] = []
+    for event in events:
+        key = incidents.incident_id(event)
+        before = states.get(key)
+        states[key] = after = evolve(before, event)
+        transitions.append(Transition(event, before, after))
+    await incidents.save(conn, transitions)
+    await versions.apply(conn, transitions)
+
+
 async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
     """Apply the next events after the checkpoint, checkpoint included, in one transaction.
 
@@ -56,7 +74,7 @@ async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
         events = await read_all(conn, position, limit)
         if not events:
             return position
-        await incidents.apply(conn, events)
+        await project(conn, events)
         await conn.execute(
             "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
             CHECKPOINT,

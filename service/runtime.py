@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from litestar.datastructures import State
 
+from service.cache import ResponseCache
 from service.config import Settings
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
@@ -20,7 +21,7 @@ class Runtime:
     instead of inspecting and converting fields as it would for a dataclass.
     """
 
-    __slots__ = ("appends", "doorbell", "migration_heads", "pool", "projector", "settings")
+    __slots__ = ("appends", "cache", "doorbell", "migration_heads", "pool", "projector", "settings")
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class Runtime:
         self.settings, self.pool, self.appends = settings, pool, appends
         self.doorbell, self.projector = doorbell, projector
         self.migration_heads = migration_heads
+        self.cache = ResponseCache()
 
 
 def provide_runtime(state: State) -> Runtime:

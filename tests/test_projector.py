@@ -10,7 +10,7 @@ import pytest
 
 from service.events import INCIDENT_KINDS
 from service.feed import Doorbell
-from service.projections import incidents
+from service.projections import versions
 from service.projector import Projector, checkpoint, project_batch
 from service.routes.incidents import Kind
 from service.store import read_all
@@ -22,26 +22,30 @@ async def test_a_crashed_batch_is_applied_once_on_resume(
     from service.demo import load_demo
 
     await load_demo(dsn)
-    real_apply = incidents.apply
+    real_apply = versions.apply
 
-    async def apply_then_crash(conn: Any, events: Any) -> None:
-        await real_apply(conn, events)
+    async def apply_then_crash(conn: Any, transitions: Any) -> None:
+        await real_apply(conn, transitions)
         raise ConnectionResetError("killed mid-batch")
 
-    monkeypatch.setattr(incidents, "apply", apply_then_crash)
+    # Killed after both read models were written, before the checkpoint moved.
+    monkeypatch.setattr(versions, "apply", apply_then_crash)
     async with pool.acquire() as conn:
         with pytest.raises(ConnectionResetError):
             await project_batch(conn, limit=4)
         assert await checkpoint(conn) == 0
         assert await conn.fetchval("SELECT count(*) FROM incidents") == 0
-    monkeypatch.setattr(incidents, "apply", real_apply)
+        assert await conn.fetchval("SELECT count(*) FROM incident_versions") == 0
+    monkeypatch.setattr(versions, "apply", real_apply)
     async with pool.acquire() as conn:
         assert await project_batch(conn, limit=4) == 4
         assert await project_batch(conn, limit=4) == 6
         assert await project_batch(conn, limit=4) == 6
         rows = await conn.fetch("SELECT version, position FROM incidents ORDER BY position")
         log = await read_all(conn, 0, 100)
+        opened = await conn.fetch("SELECT valid_from FROM incident_versions ORDER BY valid_from")
     assert [(r[0], r[1]) for r in rows] == [(1, e.position) for e in log]
+    assert [r[0] for r in opened] == [e.position for e in log]
 
 
 async def test_only_one_of_two_projectors_is_active_and_the_other_takes_over(

@@ -10,7 +10,8 @@ from uuid import UUID
 import msgspec
 
 from service.events import RecordedEvent
-from service.incidents import IncidentState, actors, evolve
+from service.incidents import IncidentState, actors
+from service.projections.versions import Transition
 
 if TYPE_CHECKING:
     from service.store import Connection
@@ -37,17 +38,18 @@ def incident_id(event: RecordedEvent) -> UUID:
     return UUID(event.stream.removeprefix("incident-"))
 
 
-async def apply(conn: Connection, events: Sequence[RecordedEvent]) -> None:
-    """Fold `events` into the incidents they touch (one read, one write)."""
-    touched = list({incident_id(event) for event in events})
-    rows = await conn.fetch("SELECT id, state FROM incidents WHERE id = ANY($1::uuid[])", touched)
-    states: dict[UUID, IncidentState] = {row[0]: _state_decoder.decode(row[1]) for row in rows}
-    positions: dict[UUID, int] = {}
-    for event in events:
-        key = incident_id(event)
-        states[key] = evolve(states.get(key), event)
-        positions[key] = event.position
-    await conn.execute(UPSERT, *_columns([states[key] for key in positions], positions))
+async def load_states(conn: Connection, ids: Sequence[UUID]) -> dict[UUID, IncidentState]:
+    """The projected states of these incidents (those already known)."""
+    rows = await conn.fetch("SELECT id, state FROM incidents WHERE id = ANY($1::uuid[])", ids)
+    return {row[0]: _state_decoder.decode(row[1]) for row in rows}
+
+
+async def save(conn: Connection, transitions: Sequence[Transition]) -> None:
+    """Write each touched incident's last state and position (one statement)."""
+    last = {t.after.id: t for t in transitions}
+    states = [t.after for t in last.values()]
+    positions = {key: t.event.position for key, t in last.items()}
+    await conn.execute(UPSERT, *_columns(states, positions))
 
 
 def _columns(states: list[IncidentState], positions: dict[UUID, int]) -> list[list[Any]]:

@@ -321,7 +321,7 @@ async def read_incident(
 ) -> Response[IncidentView | None]:
     """The incident's current view; 304 when If-None-Match names its ETag."""
     state, position = await load(runtime, incident_id)
-    if none_match(if_none_match, state.version):
+    if none_match(if_none_match, etag(state.version)):
         headers = {"ETag": etag(state.version), POSITION: str(position)}
         return Response(None, status_code=304, headers=headers)
     return incident_response(state, position)  # type: ignore[return-value]

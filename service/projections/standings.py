@@ -1,0 +1,221 @@
+"""Standings: aggregates over the incident versions current at a log position.
+
+Every query takes $1 = the position N (what the log held) and $2 = the date D
+(what had occurred by then, or null); live answers use N = the checkpoint.
+Territorial reports are ordered per place by occurred_on, then by the position
+that first reported them; each moved its place from its previous_controller, or
+else from the controller of the place's report before it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+if TYPE_CHECKING:
+    from service.store import Connection
+
+VALID: Final = """
+WITH v AS (
+    SELECT * FROM incident_versions
+     WHERE valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1)
+       AND ($2::date IS NULL OR occurred_on <= $2)
+), t AS (
+    SELECT v.incident_id, v.place_key, v.place, v.initiator AS controller, v.occurred_on,
+           v.reported_position,
+           coalesce(v.recipient, lag(v.initiator) OVER w) AS moved_from,
+           row_number() OVER (PARTITION BY v.place_key
+                              ORDER BY v.occurred_on DESC, v.reported_position DESC) AS recency
+      FROM v WHERE v.kind = 'territorial_control'
+    WINDOW w AS (PARTITION BY v.place_key ORDER BY v.occurred_on, v.reported_position)
+)"""
+
+STANDINGS: Final = (
+    VALID
+    + """, per_actor AS (
+    SELECT a.actor,
+           coalesce(sum(v.count) FILTER (WHERE v.kind = 'expulsion' AND v.initiator = a.actor), 0)
+               AS expelled_foreign_diplomats,
+           coalesce(sum(v.count) FILTER (WHERE v.kind = 'expulsion' AND v.recipient = a.actor), 0)
+               AS own_diplomats_expelled,
+           count(*) FILTER (WHERE v.kind = 'expulsion' AND v.initiator = a.actor)
+               AS incidents_initiated,
+           count(*) FILTER (WHERE v.kind = 'expulsion' AND v.recipient = a.actor)
+               AS incidents_targeted,
+           count(*) FILTER (WHERE v.kind = 'sanctions_round' AND v.initiator = a.actor)
+               AS rounds_imposed,
+           count(*) FILTER (WHERE v.kind = 'sanctions_round' AND v.recipient = a.actor)
+               AS rounds_received,
+           (array_agg(jsonb_build_object('incident', v.incident_id, 'imposing', v.initiator,
+                                         'round', v.round, 'occurred_on', v.occurred_on)
+                      ORDER BY v.occurred_on DESC, v.reported_position DESC)
+               FILTER (WHERE v.kind = 'sanctions_round' AND v.recipient = a.actor))[1]
+               AS latest_received,
+           max(v.occurred_on) AS last_incident_on
+      FROM v CROSS JOIN LATERAL unnest(v.actors) AS a(actor)
+     GROUP BY a.actor
+), moves AS (
+    SELECT controller AS actor, 'controlled' AS what FROM t WHERE recency = 1
+    UNION ALL
+    SELECT controller, 'gained' FROM t WHERE moved_from IS NOT NULL AND moved_from <> controller
+    UNION ALL
+    SELECT moved_from, 'lost' FROM t WHERE moved_from IS NOT NULL AND moved_from <> controller
+), territory AS (
+    SELECT actor, count(*) FILTER (WHERE what = 'controlled') AS places_controlled,
+           count(*) FILTER (WHERE what = 'gained') AS places_gained,
+           count(*) FILTER (WHERE what = 'lost') AS places_lost
+      FROM moves WHERE actor <> 'contested' GROUP BY actor
+)
+SELECT coalesce(p.actor, r.actor) AS code,
+       coalesce(p.expelled_foreign_diplomats, 0)::bigint AS expelled_foreign_diplomats,
+       coalesce(p.own_diplomats_expelled, 0)::bigint AS own_diplomats_expelled,
+       coalesce(p.incidents_initiated, 0) AS incidents_initiated,
+       coalesce(p.incidents_targeted, 0) AS incidents_targeted,
+       coalesce(p.rounds_imposed, 0) AS rounds_imposed,
+       coalesce(p.rounds_received, 0) AS rounds_received,
+       p.latest_received,
+       coalesce(r.places_controlled, 0) AS places_controlled,
+       coalesce(r.places_gained, 0) AS places_gained,
+       coalesce(r.places_lost, 0) AS places_lost,
+       p.last_incident_on
+  FROM per_actor p FULL JOIN territory r ON r.actor = p.actor
+ WHERE $3::text IS NULL OR coalesce(p.actor, r.actor) = $3
+"""
+)
+
+PAIRS: Final = """, pairs AS (
+    SELECT v.kind, v.initiator AS a, v.recipient AS b, v.count, v.occurred_on, v.incident_id,
+           v.reported_position
+      FROM v WHERE v.kind IN ('expulsion', 'sanctions_round')
+    UNION ALL
+    SELECT 'territorial_control', t.controller, t.moved_from, NULL, t.occurred_on,
+           t.incident_id, t.reported_position
+      FROM t WHERE t.moved_from IS NOT NULL AND t.moved_from <> t.controller
+), mine AS (
+    SELECT p.*, p.b AS counterpart, true AS outgoing FROM pairs p WHERE p.a = $3
+    UNION ALL
+    SELECT p.*, p.a AS counterpart, false AS outgoing FROM pairs p WHERE p.b = $3
+)"""
+
+RELATIONS: Final = (
+    VALID
+    + PAIRS
+    + """
+SELECT counterpart,
+       coalesce(sum(count) FILTER (WHERE kind = 'expulsion' AND outgoing), 0)::bigint
+           AS expelled_foreign_diplomats,
+       coalesce(sum(count) FILTER (WHERE kind = 'expulsion' AND NOT outgoing), 0)::bigint
+           AS own_diplomats_expelled,
+       count(*) FILTER (WHERE kind = 'sanctions_round' AND outgoing) AS sanctions_rounds_imposed,
+       count(*) FILTER (WHERE kind = 'sanctions_round' AND NOT outgoing)
+           AS sanctions_rounds_received,
+       count(DISTINCT incident_id) AS incidents,
+       max(occurred_on) AS last_incident_on
+  FROM mine
+ WHERE counterpart <> 'contested' AND counterpart <> $3
+   AND ($4::text IS NULL OR counterpart = $4)
+ GROUP BY counterpart
+ ORDER BY counterpart
+"""
+)
+
+BETWEEN: Final = (
+    VALID
+    + PAIRS
+    + """
+SELECT DISTINCT ON (v.occurred_on, v.reported_position, v.incident_id)
+       v.incident_id AS id, v.kind, v.occurred_on, m.a AS initiator, m.b AS recipient,
+       v.count, v.round, v.place, v.responds_to, v.summary
+  FROM mine m JOIN v ON v.incident_id = m.incident_id
+ WHERE m.counterpart = $4
+ ORDER BY v.occurred_on, v.reported_position, v.incident_id
+"""
+)
+
+TIMELINE: Final = (
+    VALID
+    + """
+SELECT v.incident_id AS id, v.kind, v.occurred_on,
+       CASE WHEN v.initiator = $3 THEN
+                CASE v.kind WHEN 'expulsion' THEN 'expelling' WHEN 'sanctions_round' THEN 'imposing'
+                            ELSE 'controller' END
+            WHEN v.recipient = $3 THEN
+                CASE v.kind WHEN 'expulsion' THEN 'expelled' WHEN 'sanctions_round' THEN 'target'
+                            ELSE 'previous_controller' END
+            ELSE 'location' END AS role,
+       v.initiator, v.recipient, v.count, v.round, v.place, v.responds_to, v.summary
+  FROM v
+ WHERE v.actors @> ARRAY[$3::text]
+ ORDER BY v.occurred_on DESC, v.reported_position DESC
+"""
+)
+
+TERRITORIES: Final = (
+    VALID
+    + """, runs AS (
+    SELECT t.*, sum(CASE WHEN t.controller = t.next_controller THEN 0 ELSE 1 END)
+                    OVER (PARTITION BY t.place_key ORDER BY t.recency) AS run
+      FROM (SELECT t.*, lag(t.controller) OVER (PARTITION BY t.place_key ORDER BY t.recency)
+                            AS next_controller
+              FROM t) t
+)
+SELECT l.place, l.controller,
+       min(r.occurred_on) FILTER (WHERE r.run = 1) AS since,
+       count(*) AS reports,
+       max(r.occurred_on) AS last_reported_on,
+       array_agg(r.incident_id ORDER BY r.occurred_on, r.reported_position) AS incidents
+  FROM runs r JOIN runs l ON l.place_key = r.place_key AND l.recency = 1
+ WHERE ($3::text IS NULL OR l.place->>'country' = $3)
+   AND ($4::text IS NULL OR l.place->>'region' = $4)
+   AND ($5::text IS NULL OR l.controller = $5)
+ GROUP BY l.place_key, l.place, l.controller
+ ORDER BY l.place->>'country', l.place->>'name', l.place_key
+"""
+)
+
+
+class At(msgspec.Struct, frozen=True):
+    """Which state of knowledge a standing answers for: log position and occurrence date."""
+
+    position: int
+    as_of: date | None = None
+
+
+async def standings(conn: Connection, at: At, code: str | None = None) -> list[dict[str, Any]]:
+    """One row per actor (or only `code`) with every standing field."""
+    rows = await conn.fetch(STANDINGS, at.position, at.as_of, code)
+    return [dict(row) for row in rows]
+
+
+async def relations(
+    conn: Connection, at: At, code: str, counterpart: str | None = None
+) -> list[dict[str, Any]]:
+    """The ledger rows between `code` and each counterpart (or only `counterpart`)."""
+    rows = await conn.fetch(RELATIONS, at.position, at.as_of, code, counterpart)
+    return [dict(row) for row in rows]
+
+
+async def between(conn: Connection, at: At, a: str, b: str) -> list[dict[str, Any]]:
+    """The incidents between two actors, oldest first."""
+    rows = await conn.fetch(BETWEEN, at.position, at.as_of, a, b)
+    return [dict(row) for row in rows]
+
+
+async def timeline(conn: Connection, at: At, code: str) -> list[dict[str, Any]]:
+    """The incidents an actor takes part in, newest first, with its role."""
+    rows = await conn.fetch(TIMELINE, at.position, at.as_of, code)
+    return [dict(row) for row in rows]
+
+
+async def territories(
+    conn: Connection,
+    at: At,
+    country: str | None = None,
+    region: str | None = None,
+    controller: str | None = None,
+) -> list[dict[str, Any]]:
+    """Places with their latest controller, since when, and their reports."""
+    rows = await conn.fetch(TERRITORIES, at.position, at.as_of, country, region, controller)
+    return [dict(row) for row in rows]

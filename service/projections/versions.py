@@ -1,0 +1,157 @@
+"""Incident versions: the bitemporal read model behind every standing.
+
+Each row is one content an incident had, with the log positions between which
+it was current; a retraction closes the current row and opens none. Standings
+as known at position N are then a plain aggregate over the rows current at N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+import msgspec
+
+from service.actors import place_key
+from service.events import Expulsion, Incident, RecordedEvent, SanctionsRound, TerritorialControl
+from service.incidents import IncidentState, actors
+
+if TYPE_CHECKING:
+    from service.store import Connection
+
+STANDING_EVENTS: Final = frozenset(
+    {
+        "expulsion.reported",
+        "sanctions_round.reported",
+        "territorial_control.reported",
+        "incident.corrected",
+        "incident.retracted",
+    }
+)
+_encoder = msgspec.json.Encoder()
+
+
+class Version(msgspec.Struct):
+    """One row of incident_versions, as the projector builds it."""
+
+    incident_id: UUID
+    valid_from: int
+    valid_to: int | None
+    reported_position: int
+    incident: Incident
+
+
+class Transition(msgspec.Struct, frozen=True):
+    """One event and the incident before and after it."""
+
+    event: RecordedEvent
+    before: IncidentState | None
+    after: IncidentState
+
+
+CURRENT = """
+SELECT incident_id, valid_from, reported_position FROM incident_versions
+ WHERE incident_id = ANY($1::uuid[]) AND valid_to IS NULL
+"""
+CLOSE = """
+UPDATE incident_versions v SET valid_to = u.valid_to
+  FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(incident_id, valid_from, valid_to)
+ WHERE v.incident_id = u.incident_id AND v.valid_from = u.valid_from
+"""
+INSERT = """
+INSERT INTO incident_versions (incident_id, valid_from, valid_to, reported_position, kind,
+    occurred_on, initiator, recipient, count, round, place_key, place, actors, responds_to,
+    summary)
+SELECT u.incident_id, u.valid_from, u.valid_to, u.reported_position, u.kind, u.occurred_on,
+       u.initiator, u.recipient, u.count, u.round, u.place_key, u.place,
+       string_to_array(u.actors, ','), string_to_array(u.responds_to, ',')::uuid[], u.summary
+  FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::date[],
+              $7::text[], $8::text[], $9::integer[], $10::integer[], $11::text[], $12::jsonb[],
+              $13::text[], $14::text[], $15::text[])
+       AS u(incident_id, valid_from, valid_to, reported_position, kind, occurred_on, initiator,
+            recipient, count, round, place_key, place, actors, responds_to, summary)
+"""
+
+
+async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
+    """Close and open the version rows the transitions call for."""
+    relevant = [t for t in transitions if t.event.type in STANDING_EVENTS]
+    if not relevant:
+        return
+    touched = list({t.after.id for t in relevant})
+    current = {row[0]: (row[1], row[2]) for row in await conn.fetch(CURRENT, touched)}
+    opened: dict[UUID, Version] = {}
+    closes: list[tuple[UUID, int, int]] = []
+    new_rows: list[Version] = []
+    for transition in relevant:
+        _step(transition, current, opened, closes, new_rows)
+    if closes:
+        await conn.execute(CLOSE, *map(list, zip(*closes, strict=True)))
+    if new_rows:
+        await conn.execute(INSERT, *_columns(new_rows))
+
+
+def _step(
+    transition: Transition,
+    current: dict[UUID, tuple[int, int]],
+    opened: dict[UUID, Version],
+    closes: list[tuple[UUID, int, int]],
+    new_rows: list[Version],
+) -> None:
+    event, after = transition.event, transition.after
+    key = after.id
+    reported_at = event.position
+    if key in opened:  # opened earlier in this batch: close it in memory
+        opened[key].valid_to = event.position
+        reported_at = opened.pop(key).reported_position
+    elif key in current:
+        valid_from, reported_at = current.pop(key)
+        closes.append((key, valid_from, event.position))
+    if after.status == "active":
+        version = Version(key, event.position, None, reported_at, after.incident)
+        opened[key] = version
+        new_rows.append(version)
+
+
+def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]:
+    if isinstance(incident, Expulsion):
+        return incident.expelling, incident.expelled, incident.count, None
+    if isinstance(incident, SanctionsRound):
+        return incident.imposing, incident.target, None, incident.round
+    return incident.controller, incident.previous_controller, None, None
+
+
+def _place(incident: Incident) -> tuple[str | None, bytes | None]:
+    if not isinstance(incident, TerritorialControl):
+        return None, None
+    place = incident.place
+    return place_key(place.country, place.name, place.geonames_id), _encoder.encode(place)
+
+
+def _columns(rows: list[Version]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for row in rows:
+        incident = row.incident
+        initiator, recipient, count, round_ = _roles(incident)
+        key, place = _place(incident)
+        values = (
+            row.incident_id,
+            row.valid_from,
+            row.valid_to,
+            row.reported_position,
+            incident.__struct_config__.tag,
+            incident.occurred_on,
+            initiator,
+            recipient,
+            count,
+            round_,
+            key,
+            place,
+            ",".join(actors(incident)),
+            ",".join(str(ref) for ref in incident.responds_to),
+            incident.summary,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
