@@ -1,4 +1,4 @@
-"""The `legation` command: serve, migrate, import."""
+"""The `legation` command: serve, migrate, import, rebuild."""
 
 import argparse
 import asyncio
@@ -20,6 +20,7 @@ from service.database import migrate
 from service.demo import load_demo
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
 from service.imports import count_lines, import_file
+from service.rebuild import log_head, rebuild
 
 log = logging.getLogger("legation")
 
@@ -84,6 +85,21 @@ def import_command(settings: Settings, path: Path) -> int:
     return 1 if summary.failed else 0
 
 
+def rebuild_command(settings: Settings) -> None:
+    """Rebuild the read models with a progress bar."""
+    with database(settings) as dsn:
+        migrate(dsn)
+        head = asyncio.run(log_head(dsn))
+        columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("rebuilding read models", total=max(head, 1))
+            position = asyncio.run(
+                rebuild(dsn, on_progress=lambda done: bar.update(task, completed=done))
+            )
+            bar.update(task, completed=max(position, 1))
+    print(f"rebuilt the read models from the log up to position {position}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database to the newest revision")
     import_cmd = commands.add_parser("import", help="append the reports of an NDJSON file")
     import_cmd.add_argument("file", type=Path, help="one JSON report per line")
+    commands.add_parser("rebuild", help="rebuild every read model from the log")
     return parser
 
 
@@ -116,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             print("migrated to the newest revision")
         elif args.command == "import":
             return import_command(settings, args.file)
+        elif args.command == "rebuild":
+            rebuild_command(settings)
     except EmbeddedPostgresError as exc:
         print(f"legation: {exc}", file=sys.stderr)
         return 1

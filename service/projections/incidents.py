@@ -52,17 +52,24 @@ async def save(conn: Connection, transitions: Sequence[Transition]) -> None:
     await conn.execute(UPSERT, *_columns(states, positions))
 
 
+def record(state: IncidentState, position: int) -> tuple[Any, ...]:
+    """The incidents row of a state, in column order."""
+    return (
+        state.id,
+        state.incident.__struct_config__.tag,
+        state.status,
+        state.incident.occurred_on,
+        list(actors(state.incident)),
+        state.version,
+        position,
+        _encoder.encode(state),
+    )
+
+
 def _columns(states: list[IncidentState], positions: dict[UUID, int]) -> list[list[Any]]:
-    return [
-        [state.id for state in states],
-        [state.incident.__struct_config__.tag for state in states],
-        [state.status for state in states],
-        [state.incident.occurred_on for state in states],
-        [",".join(actors(state.incident)) for state in states],
-        [state.version for state in states],
-        [positions[state.id] for state in states],
-        [_encoder.encode(state) for state in states],
-    ]
+    columns = [list(c) for c in zip(*(record(s, positions[s.id]) for s in states), strict=True)]
+    columns[4] = [",".join(codes) for codes in columns[4]]  # unnest takes no ragged arrays
+    return columns
 
 
 class IncidentFilter(msgspec.Struct, frozen=True):

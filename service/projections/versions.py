@@ -81,37 +81,44 @@ async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
         return
     touched = list({t.after.id for t in relevant})
     current = {row[0]: (row[1], row[2]) for row in await conn.fetch(CURRENT, touched)}
-    opened: dict[UUID, Version] = {}
-    closes: list[tuple[UUID, int, int]] = []
-    new_rows: list[Version] = []
+    changes = Changes()
     for transition in relevant:
-        _step(transition, current, opened, closes, new_rows)
+        changes.step(transition, current)
+    closes, new_rows = changes.closes, changes.new_rows
     if closes:
         await conn.execute(CLOSE, *map(list, zip(*closes, strict=True)))
     if new_rows:
         await conn.execute(INSERT, *_columns(new_rows))
 
 
-def _step(
-    transition: Transition,
-    current: dict[UUID, tuple[int, int]],
-    opened: dict[UUID, Version],
-    closes: list[tuple[UUID, int, int]],
-    new_rows: list[Version],
-) -> None:
-    event, after = transition.event, transition.after
-    key = after.id
-    reported_at = event.position
-    if key in opened:  # opened earlier in this batch: close it in memory
-        opened[key].valid_to = event.position
-        reported_at = opened.pop(key).reported_position
-    elif key in current:
-        valid_from, reported_at = current.pop(key)
-        closes.append((key, valid_from, event.position))
-    if after.status == "active":
-        version = Version(key, event.position, None, reported_at, after.incident)
-        opened[key] = version
-        new_rows.append(version)
+class Changes:
+    """The version rows a run of transitions closes and opens."""
+
+    def __init__(self) -> None:
+        self.opened: dict[UUID, Version] = {}  # opened here and still current
+        self.closes: list[tuple[UUID, int, int]] = []  # (incident, valid_from, valid_to)
+        self.new_rows: list[Version] = []
+
+    def step(self, transition: Transition, current: dict[UUID, tuple[int, int]]) -> None:
+        """Close the incident's current row (stored or opened here); open one if active.
+
+        `current` maps incidents to their stored current row (valid_from,
+        reported_position); rows closed here are taken out of it.
+        """
+        event, after = transition.event, transition.after
+        if event.type not in STANDING_EVENTS:
+            return
+        key, reported_at = after.id, event.position
+        if key in self.opened:
+            closed = self.opened.pop(key)
+            closed.valid_to, reported_at = event.position, closed.reported_position
+        elif key in current:
+            valid_from, reported_at = current.pop(key)
+            self.closes.append((key, valid_from, event.position))
+        if after.status == "active":
+            version = Version(key, event.position, None, reported_at, after.incident)
+            self.opened[key] = version
+            self.new_rows.append(version)
 
 
 def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]:
@@ -129,29 +136,33 @@ def _place(incident: Incident) -> tuple[str | None, bytes | None]:
     return place_key(place.country, place.name, place.geonames_id), _encoder.encode(place)
 
 
+def record(row: Version) -> tuple[Any, ...]:
+    """The incident_versions row of a version, in column order."""
+    incident = row.incident
+    initiator, recipient, count, round_ = _roles(incident)
+    key, place = _place(incident)
+    return (
+        row.incident_id,
+        row.valid_from,
+        row.valid_to,
+        row.reported_position,
+        incident.__struct_config__.tag,
+        incident.occurred_on,
+        initiator,
+        recipient,
+        count,
+        round_,
+        key,
+        place,
+        list(actors(incident)),
+        list(incident.responds_to),
+        incident.summary,
+    )
+
+
 def _columns(rows: list[Version]) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in range(15)]
-    for row in rows:
-        incident = row.incident
-        initiator, recipient, count, round_ = _roles(incident)
-        key, place = _place(incident)
-        values = (
-            row.incident_id,
-            row.valid_from,
-            row.valid_to,
-            row.reported_position,
-            incident.__struct_config__.tag,
-            incident.occurred_on,
-            initiator,
-            recipient,
-            count,
-            round_,
-            key,
-            place,
-            ",".join(actors(incident)),
-            ",".join(str(ref) for ref in incident.responds_to),
-            incident.summary,
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
+    columns = [list(column) for column in zip(*map(record, rows), strict=True)]
+    # unnest takes no ragged arrays: the two array columns travel as joined text.
+    columns[12] = [",".join(codes) for codes in columns[12]]
+    columns[13] = [",".join(str(ref) for ref in refs) for refs in columns[13]]
     return columns
