@@ -1,7 +1,9 @@
-"""The smallest useful Litestar write: decode a Struct, INSERT it, answer 201.
+"""The smallest useful Litestar app: the ceilings the real endpoints are measured against.
 
-It is the ceiling `POST /v1/incidents` is measured against: same server, same
-uvicorn settings, same pool size, one round trip to PostgreSQL per request.
+POST /events decodes a Struct, INSERTs it and answers 201: the ceiling of
+`POST /v1/incidents` (same pool size, one round trip to PostgreSQL per request).
+GET /minimal answers a small Struct from memory: the ceiling of `GET /v1/countries/RU`.
+Both are served like the real server (uvicorn, 1 worker, no access log).
 Run: DATABASE_URL=... python -m bench.baseline_app --port P
 """
 
@@ -61,6 +63,22 @@ async def append(data: Report, state: State) -> Appended:
     return Appended(str(event_id), int(position))
 
 
+class Minimal(msgspec.Struct):
+    """A few fields, as a standing's answer has, without any of its work."""
+
+    code: str
+    expelled: int
+    position: int
+
+
+_MINIMAL = Minimal("RU", 15, 6)
+
+
+@get("/minimal")
+async def minimal() -> Minimal:
+    return _MINIMAL
+
+
 @get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -75,7 +93,7 @@ def create_app(dsn: str) -> Litestar:
             app.state.pool = pool
             yield
 
-    return Litestar(route_handlers=[append, health], lifespan=[lifespan])
+    return Litestar(route_handlers=[append, minimal, health], lifespan=[lifespan])
 
 
 def main() -> None:
@@ -83,7 +101,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     app = create_app(os.environ["DATABASE_URL"])
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    # As `legation serve` runs uvicorn, so only the app differs.
+    uvicorn.run(app, host="127.0.0.1", port=args.port, access_log=False)
 
 
 if __name__ == "__main__":

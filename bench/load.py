@@ -1,4 +1,7 @@
-"""HTTP load: wrk when it is on PATH, else a small keep-alive asyncio client."""
+"""HTTP load: wrk when it is on PATH, else a small keep-alive asyncio client (POST only).
+
+GETs are loaded by wrk alone (`wrk_get`).
+"""
 
 from __future__ import annotations
 
@@ -68,15 +71,26 @@ def _lua(post: Post) -> str:
     )
 
 
+def _wrk_argv(connections: int, seconds: float) -> list[str]:
+    # One thread: 16 connections at a few thousand requests/s do not need more,
+    # and every cycle wrk spends is taken from the server and PostgreSQL.
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s"]
+    return [*argv, "--latency"]
+
+
 def _wrk(post: Post, connections: int, seconds: float) -> Outcome:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(_lua(post))
         script.flush()
-        # One thread: 16 connections at a few thousand requests/s do not need more,
-        # and every cycle wrk spends is taken from the server and PostgreSQL.
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s"]
-        argv += ["--latency", "-s", script.name, post.url]
+        argv = [*_wrk_argv(connections, seconds), "-s", script.name, post.url]
         output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return _parse_wrk(output)
+
+
+def wrk_get(url: str, connections: int, seconds: float) -> Outcome:
+    """Requests/s and p99 of wrk GETting `url` back to back (no script: GET is its default)."""
+    argv = [*_wrk_argv(connections, seconds), url]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return _parse_wrk(output)
 
 

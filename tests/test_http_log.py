@@ -72,7 +72,9 @@ async def test_health_and_readiness(client: Client) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
     ready = await client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "migrations": "head"}
+    body = ready.json()
+    assert (body["status"], body["database"], body["migrations"]) == ("ok", "ok", "head")
+    assert body["projector_lag"] == body["log_head"] - body["projected"] >= 0
 
 
 async def test_readiness_is_503_when_migrations_are_behind(client: Client, dsn: str) -> None:

@@ -2,13 +2,16 @@
 
 import asyncio
 
+import asyncpg
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
 from service.database import applied_revisions
+from service.projector import checkpoint
 from service.runtime import Runtime
+from service.store import head_position
 
 READY_TIMEOUT = 2.0
 
@@ -19,12 +22,15 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-class Readiness(msgspec.Struct, frozen=True):
-    """Whether the service can answer: database reachable and migrated."""
+class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Whether the service can answer: database reachable and migrated; how far behind."""
 
     status: str
     database: str
     migrations: str
+    log_head: int | None = None
+    projected: int | None = None
+    projector_lag: int | None = None
 
 
 @get("/health", tags=["operations"], summary="Liveness")
@@ -42,16 +48,13 @@ async def health() -> Health:
 async def ready(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     """200 when the database answers and its migrations are at head, else 503."""
     try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            async with runtime.pool.acquire() as conn:
-                applied = await applied_revisions(conn)
-    except (OSError, TimeoutError, Exception):
-        return _unready(
-            Readiness(status="unavailable", database="unreachable", migrations="unknown")
-        )
-    if applied != runtime.migration_heads:
-        return _unready(Readiness(status="unavailable", database="ok", migrations="behind"))
-    return Response(Readiness(status="ok", database="ok", migrations="head"))
+        async with asyncio.timeout(READY_TIMEOUT), runtime.pool.acquire() as conn:
+            if await applied_revisions(conn) != runtime.migration_heads:
+                return _unready(Readiness("unavailable", database="ok", migrations="behind"))
+            head, projected = await head_position(conn), await checkpoint(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return _unready(Readiness("unavailable", database="unreachable", migrations="unknown"))
+    return Response(Readiness("ok", "ok", "head", head, projected, head - projected))
 
 
 def _unready(body: Readiness) -> Response[Readiness]:
