@@ -81,3 +81,27 @@ async def test_only_one_of_two_projectors_is_active_and_the_other_takes_over(
 
 def test_the_kind_filter_knows_every_kind() -> None:
     assert set(get_args(Kind)) == set(INCIDENT_KINDS)
+
+
+async def test_the_projector_follows_after_its_listen_connection_is_killed(
+    client: Any, pool: asyncpg.Pool[Any]
+) -> None:
+    from tests.factories import expulsion
+
+    first = await client.post("/v1/incidents", json=expulsion())
+    assert (
+        await client.get(
+            "/v1/incidents", params={"min_position": first.headers["legation-position"]}
+        )
+    ).status_code == 200
+    killed = await pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+    )
+    assert killed >= 1
+    second = await client.post("/v1/incidents", json=expulsion(count=2))
+    listed = await client.get(
+        "/v1/incidents", params={"min_position": second.headers["legation-position"]}
+    )
+    assert listed.status_code == 200
+    assert len(listed.json()["items"]) == 2
