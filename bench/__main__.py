@@ -1,4 +1,4 @@
-"""Every bench in turn: append, then ingest (what `make bench` runs).
+"""Every bench in turn: append, ingest, then read (what `make bench` runs).
 
 Run: python -m bench [--seconds N] [--quick]
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import append, ingest
+from bench import append, ingest, read
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,12 +17,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
     parser.add_argument("--quick", action="store_true", help="3 s per measurement")
     args = parser.parse_args(argv)
-    # Only the options both benches take are passed on; each keeps its own defaults.
+    # Only the options every bench takes are passed on; each keeps its own defaults.
     shared = ["--seconds", str(args.seconds), *(["--quick"] if args.quick else [])]
-    status = append.main(shared)
-    print()
     # Run sequentially, never together: they would share the 2 cores and skew each other.
-    return status or ingest.main(shared)
+    for index, run in enumerate((append.main, ingest.main, read.main)):
+        if index:
+            print()
+        if status := run(shared):
+            return status
+    return 0
 
 
 if __name__ == "__main__":
