@@ -279,10 +279,16 @@ def disputed(incident: Incident) -> bool:
 
 def actors(incident: Incident) -> tuple[str, ...]:
     """The actors an incident involves (for the log's country filter), sorted."""
-    named: set[str | None] = {getattr(incident, role) for role in ROLES[type(incident)]}
-    if isinstance(incident, TerritorialControl):
-        named.add(incident.place.country)
+    if isinstance(incident, Expulsion):
+        return _pair(incident.expelling, incident.expelled)
+    if isinstance(incident, SanctionsRound):
+        return _pair(incident.imposing, incident.target)
+    named = {incident.controller, incident.previous_controller, incident.place.country}
     return tuple(sorted(code for code in named if code is not None and code != CONTESTED))
+
+
+def _pair(one: str, other: str) -> tuple[str, ...]:
+    return (one, other) if one < other else (other, one)
 
 
 def reported(incident_id: UUID, incident: Incident, version: int, at: datetime) -> IncidentState:

@@ -48,11 +48,12 @@ async def checkpoint(conn: Connection) -> int:
 
 async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
     """Fold events into every read model: each incident is evolved once per event."""
-    touched = list({incidents.incident_id(event) for event in events})
-    states = await incidents.load_states(conn, touched)
+    # Keyed by stream name: parsing a UUID per event would cost more than the fold.
+    streams = {event.stream for event in events}
+    states = await incidents.load_states(conn, [incidents.incident_id(s) for s in streams])
     transitions: list[Transition] = []
     for event in events:
-        key = incidents.incident_id(event)
+        key = event.stream
         before = states.get(key)
         states[key] = after = evolve(before, event)
         transitions.append(Transition(event, before, after))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar.testing import AsyncTestClient
 
 from service.demo import load_demo
@@ -75,3 +76,34 @@ def test_the_command_reports_the_position_it_rebuilt_to(dsn: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "rebuilt the read models from the log up to position 0" in run.stdout
+
+
+async def test_events_appended_during_a_rebuild_are_projected_before_the_swap(
+    dsn: str, pool: asyncpg.Pool[Any], monkeypatch: Any
+) -> None:
+    from service import rebuild as rebuilding
+    from service.events import Metadata, Report
+    from service.incidents import decide_report, report_event, stream_name
+    from service.store import append
+
+    await load_demo(dsn)
+    real_load = rebuilding._load_shadow
+
+    async def load_then_append(conns: Any, fold: Any) -> None:
+        await real_load(conns, fold)
+        report = msgspec.convert(expulsion(expelled="PL", count=9), Report)
+        incident_id, event = report_event(
+            None, decide_report(report), Metadata(actor="t", correlation_id="t")
+        )
+        async with pool.acquire() as conn:
+            await append(conn, stream_name(incident_id), 0, [event])
+
+    monkeypatch.setattr(rebuilding, "_load_shadow", load_then_append)
+    assert await rebuild(dsn) == 7
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM incidents") == 7
+        assert (
+            await conn.fetchval("SELECT sum(count) FROM incident_versions WHERE 'PL' = ANY(actors)")
+            == 9
+        )
+        assert await checkpoint(conn) == 7

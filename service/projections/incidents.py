@@ -9,8 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from service.events import RecordedEvent
-from service.incidents import IncidentState, actors
+from service.incidents import IncidentState, actors, stream_name
 from service.projections.versions import Transition
 
 if TYPE_CHECKING:
@@ -33,15 +32,15 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-def incident_id(event: RecordedEvent) -> UUID:
-    """The incident an event belongs to."""
-    return UUID(event.stream.removeprefix("incident-"))
+def incident_id(stream: str) -> UUID:
+    """The incident a stream holds."""
+    return UUID(stream.removeprefix("incident-"))
 
 
-async def load_states(conn: Connection, ids: Sequence[UUID]) -> dict[UUID, IncidentState]:
-    """The projected states of these incidents (those already known)."""
+async def load_states(conn: Connection, ids: Sequence[UUID]) -> dict[str, IncidentState]:
+    """The projected states of these incidents (those already known), by stream name."""
     rows = await conn.fetch("SELECT id, state FROM incidents WHERE id = ANY($1::uuid[])", ids)
-    return {row[0]: _state_decoder.decode(row[1]) for row in rows}
+    return {stream_name(row[0]): _state_decoder.decode(row[1]) for row in rows}
 
 
 async def save(conn: Connection, transitions: Sequence[Transition]) -> None:
