@@ -7,8 +7,10 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta, Struct
 
-Text = Annotated[str, Meta(min_length=1, max_length=4000)]
-Label = Annotated[str, Meta(min_length=1, max_length=300)]
+# PostgreSQL cannot store NUL in jsonb text: refuse it at the door (422), not at commit.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
+Label = Annotated[str, Meta(min_length=1, max_length=300, pattern=NO_NUL)]
 ActorCode = Annotated[
     str,
     Meta(

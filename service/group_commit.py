@@ -80,11 +80,16 @@ class GroupCommit:
         try:
             async with self._pool.acquire() as conn:
                 outcomes = await append_many(conn, [request for request, _ in group])
-        except Exception as exc:  # the whole group failed: every caller hears why
-            log.warning("group of %d appends failed: %s", len(group), exc)
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception as exc:
+            if len(group) > 1:
+                # One request must not fail its neighbours: retry each alone, so
+                # only the one the database refuses hears about it.
+                log.warning("group of %d appends failed (%s); retrying one by one", len(group), exc)
+                for waiting in group:
+                    await self._write([waiting])
+                return
+            if not group[0][1].done():
+                group[0][1].set_exception(exc)
             return
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():

@@ -101,8 +101,11 @@ async def append_many(
     conn: Connection, requests: Sequence[AppendRequest]
 ) -> list[Appended | AppendRefused]:
     """Append each request in one transaction; a refusal fails only its own request."""
-    # A group that touches one stream twice must be decided request by request.
-    in_turn = len({request.stream for request in requests}) < len(requests)
+    # A group that touches one stream (or one event id) twice must be decided
+    # request by request: the second must see what the first wrote.
+    ids = [event.id for request in requests for event in request.events]
+    streams = {request.stream for request in requests}
+    in_turn = len(streams) < len(requests) or len(set(ids)) < len(ids)
     rows = await conn.fetch(IN_TURN if in_turn else SET_WISE, *_columns(requests))
     return _outcomes(requests, rows)
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from service.group_commit import GroupCommit
-from service.store import Appended, WrongExpectedVersion
+from service.store import Appended, AppendRequest, EventIdReused, WrongExpectedVersion, append_many
 from tests.factories import event, stream
 
 
@@ -75,3 +75,38 @@ async def test_stopping_writes_what_is_queued_and_refuses_more(pool: asyncpg.Poo
     assert sorted(r.positions[0] for r in results) == list(range(1, 51))
     with pytest.raises(RuntimeError, match="not running"):
         await appends.append(stream(), 0, [event()])
+
+
+async def test_a_request_the_database_refuses_fails_alone(pool: asyncpg.Pool[Any]) -> None:
+    appends = GroupCommit(pool)
+    appends.start()
+    try:
+        # jsonb cannot hold NUL: the database refuses this one at insert time.
+        poison = event(data={"text": "a\u0000b"})
+        outcomes = await asyncio.gather(
+            appends.append(stream(), 0, [event(1)]),
+            appends.append(stream(), 0, [poison]),
+            appends.append(stream(), 0, [event(2)]),
+            return_exceptions=True,
+        )
+    finally:
+        await appends.stop()
+    assert isinstance(outcomes[0], Appended)
+    assert isinstance(outcomes[1], asyncpg.PostgresError)
+    assert isinstance(outcomes[2], Appended)
+
+
+async def test_one_event_id_twice_in_a_group_is_refused_the_second_time(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    shared = event(1)
+    async with pool.acquire() as conn:
+        outcomes = await append_many(
+            conn,
+            [
+                AppendRequest(stream(), 0, (shared,)),
+                AppendRequest(stream(), 0, (event(1, id=shared.id),)),
+            ],
+        )
+    assert isinstance(outcomes[0], Appended)
+    assert isinstance(outcomes[1], EventIdReused)

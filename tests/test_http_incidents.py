@@ -240,3 +240,10 @@ async def test_a_body_over_the_limit_is_413(dsn: str) -> None:
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
         assert (await small.post("/v1/incidents", json=expulsion())).status_code == 201
+
+
+async def test_a_nul_character_is_422_not_500(client: Client) -> None:
+    response = await report(client, expulsion(summary="a\u0000b"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "summary"
+    assert await log_size(client) == 0
