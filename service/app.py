@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> Litestar:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
         appends, doorbell = GroupCommit(pool), Doorbell(dsn)
         projector = Projector(pool, dsn, doorbell)
+        await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):
             worker.start()
         app.state.runtime = Runtime(settings, pool, appends, doorbell, projector, head_revisions())

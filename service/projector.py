@@ -35,6 +35,7 @@ PROJECTOR_LOCK: Final = (1818585454, 2)
 BATCH_SIZE: Final = 1000
 POLL_INTERVAL: Final = 1.0
 LINGER: Final = 0.01
+REFRESH_INTERVAL: Final = 0.05
 RETRY_DELAY: Final = 1.0
 
 
@@ -93,6 +94,8 @@ class Projector:
         self.active = False
         self._advanced = Signal()
         self._task: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()
+        self._refreshed_at = -REFRESH_INTERVAL
 
     def start(self) -> None:
         """Start projecting (or standing by) in the background."""
@@ -107,17 +110,24 @@ class Projector:
         """Wait until the read models include `position`; False after `within` seconds."""
         deadline = time.monotonic() + within
         while True:
-            if self.position >= position or await self._refresh() >= position:
+            if self.position >= position or await self.refresh() >= position:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            await self._advanced.wait(min(left, 0.05))
+            await self._advanced.wait(min(left, REFRESH_INTERVAL))
 
-    async def _refresh(self) -> int:
-        # Another process may be the one projecting: its checkpoint is in the table.
-        async with self._pool.acquire() as conn:
-            self.position = max(self.position, await checkpoint(conn))
+    async def refresh(self) -> int:
+        """The checkpoint, read from the table when another process may be projecting."""
+        # The active projector's own position is the authority; a standby reads
+        # the table, at most once per interval however many requests wait.
+        if self.active or time.monotonic() - self._refreshed_at < REFRESH_INTERVAL:
+            return self.position
+        async with self._refreshing:
+            if time.monotonic() - self._refreshed_at >= REFRESH_INTERVAL:
+                async with self._pool.acquire() as conn:
+                    self._moved(max(self.position, await checkpoint(conn)))
+                self._refreshed_at = time.monotonic()
         return self.position
 
     def _moved(self, position: int) -> None:
@@ -130,6 +140,10 @@ class Projector:
                 await self._hold_lock_and_follow()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("projector interrupted (%s); retrying", exc)
+            except Exception:
+                # A bug or an event this code cannot fold: say so loudly, keep
+                # retrying (the batch rolled back), and let /ready show the lag.
+                log.exception("projector failed; retrying")
             self.active = False
             await asyncio.sleep(RETRY_DELAY)
 
@@ -137,7 +151,7 @@ class Projector:
         lock = await connect(self._dsn)
         try:
             while not await lock.fetchval("SELECT pg_try_advisory_lock($1, $2)", *PROJECTOR_LOCK):
-                await self._refresh()
+                await self.refresh()
                 await self._doorbell.wait(POLL_INTERVAL)
             self.active = True
             log.info("this process is the active projector")

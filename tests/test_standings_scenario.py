@@ -215,3 +215,21 @@ async def test_unknown_codes_and_bad_queries_are_422(client: Client) -> None:
     known = await client.get("/v1/countries/NZ")
     assert known.status_code == 200
     assert numbers(known.json()) == (0,) * 10
+
+
+async def test_since_is_the_report_that_last_set_the_controller(client: Client) -> None:
+    town_d = {"name": "Dtown", "geonames_id": 4, "country": "UA"}
+    reports = [
+        town("2023-04-01", town_d, "RU", "UA"),
+        town("2023-04-10", town_d, "RU"),  # confirms RU: sets nothing
+        town("2023-04-18", town_d, "RU", "UA"),  # reported as taken again
+    ]
+    body = b"\n".join(msgspec.json.encode(r) for r in reports)
+    batch = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    wait = {"min_position": batch.json()["last_position"]}
+    places = (await client.get("/v1/territories", params=wait)).json()["items"]
+    assert [(p["controller"], p["since"], p["reports"]) for p in places] == [
+        ("RU", "2023-04-18", 3)
+    ]
+    russia = (await client.get("/v1/countries/RU", params=wait)).json()["territory"]
+    assert russia == {"places_controlled": 1, "places_gained": 2, "places_lost": 0}

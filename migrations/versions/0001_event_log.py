@@ -108,8 +108,12 @@ DECLARE
     found_t    timestamptz[];
     total      integer;
     first      bigint;
+    at         timestamptz;
 BEGIN
     PERFORM pg_advisory_xact_lock(1818585454, 1);  -- the log's ordering lock
+    -- Taken under the lock (now() is the transaction's start, which may precede
+    -- a wait for it): recorded_at then never decreases as positions grow.
+    at := clock_timestamp();
     WITH looked_up AS (
         SELECT e.i, e.request, e.stream, e.expected, s.position, s.version, s.recorded_at,
                s.position IS NOT NULL AS found,
@@ -146,7 +150,7 @@ BEGIN
         INSERT INTO events (position, id, stream, version, type, schema_version,
                             occurred_on, recorded_at, countries, data, metadata)
         SELECT first + row_number() OVER (ORDER BY e.i) - 1, e.id, e.stream,
-               currents[e.i] + e.n, e.type, e.schema_version, e.occurred_on, now(),
+               currents[e.i] + e.n, e.type, e.schema_version, e.occurred_on, at,
                e.countries, e.data, e.metadata
           FROM {PENDING} e
          WHERE outcomes[e.i] = 'appended';
@@ -156,7 +160,7 @@ BEGIN
 
     RETURN QUERY
     SELECT u.request, u.outcome, u.current, u.found_position, u.found_version, u.found_at,
-           first, now()
+           first, at
       FROM unnest(p_request, outcomes, currents, found_at, found_v, found_t)
            AS u(request, outcome, current, found_position, found_version, found_at);
 END

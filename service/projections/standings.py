@@ -154,19 +154,16 @@ SELECT v.incident_id AS id, v.kind, v.occurred_on,
 
 TERRITORIES: Final = (
     VALID
-    + """, runs AS (
-    SELECT t.*, sum(CASE WHEN t.controller = t.next_controller THEN 0 ELSE 1 END)
-                    OVER (PARTITION BY t.place_key ORDER BY t.recency) AS run
-      FROM (SELECT t.*, lag(t.controller) OVER (PARTITION BY t.place_key ORDER BY t.recency)
-                            AS next_controller
-              FROM t) t
-)
+    + """
 SELECT l.place, l.controller,
-       min(r.occurred_on) FILTER (WHERE r.run = 1) AS since,
+       -- the latest report that set the current controller: a move to it, or the
+       -- place's first report (one that only confirms it does not count)
+       max(r.occurred_on) FILTER (WHERE r.controller = l.controller
+                                    AND r.moved_from IS DISTINCT FROM r.controller) AS since,
        count(*) AS reports,
        max(r.occurred_on) AS last_reported_on,
        array_agg(r.incident_id ORDER BY r.occurred_on, r.reported_position) AS incidents
-  FROM runs r JOIN runs l ON l.place_key = r.place_key AND l.recency = 1
+  FROM t r JOIN t l ON l.place_key = r.place_key AND l.recency = 1
  WHERE ($3::text IS NULL OR l.place->>'country' = $3)
    AND ($4::text IS NULL OR l.place->>'region' = $4)
    AND ($5::text IS NULL OR l.controller = $5)
