@@ -227,6 +227,7 @@ class Metadata(Struct, frozen=True, kw_only=True, omit_defaults=True):
     correlation_id: str
     causation_id: str | None = None
     idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 # Reusing one encoder and one decoder per type is msgspec's fast path.

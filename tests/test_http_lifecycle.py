@@ -168,3 +168,30 @@ async def test_the_log_filters_lifecycle_events_by_country(client: Client) -> No
     assert [e["type"] for e in for_belgium] == ["expulsion.reported", "incident.corrected"]
     for_netherlands = (await client.get("/v1/events?country=NL")).json()["items"]
     assert [e["type"] for e in for_netherlands] == ["incident.corrected"]
+
+
+async def test_an_idempotency_key_reused_for_another_change_is_422(client: Client) -> None:
+    incident = await reported(client)
+    url = f"/v1/incidents/{incident['id']}"
+    headers = {"Idempotency-Key": "fix-count"}
+    first = await client.post(
+        f"{url}/corrections", json={"changes": {"count": 12}}, headers=headers
+    )
+    assert first.status_code == 200
+    other = await client.post(
+        f"{url}/corrections", json={"changes": {"count": 13}}, headers=headers
+    )
+    assert other.status_code == 422
+    elsewhere = await client.post(f"{url}/retraction", json={}, headers=headers)
+    assert elsewhere.status_code == 422
+    assert await log_size(client) == 2
+
+
+async def test_a_report_key_reused_for_a_correction_is_422(client: Client) -> None:
+    created = await client.post("/v1/incidents", json=expulsion(), headers={"Idempotency-Key": "k"})
+    url = f"/v1/incidents/{created.json()['id']}/corrections"
+    reused = await client.post(
+        url, json={"changes": {"count": 2}}, headers={"Idempotency-Key": "k"}
+    )
+    assert reused.status_code == 422
+    assert await log_size(client) == 1

@@ -1,6 +1,7 @@
 """Incidents: report, correct, retract, cite, and read one incident."""
 
 import base64
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -194,14 +195,30 @@ async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentVie
     raise Conflict("the incident kept changing while the request was applied; retry")
 
 
+async def request_hash(request: Request[Any, Any, Any]) -> str:
+    """What a request asked for: method, path and body (to recognise a reused key)."""
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    digest.update(await request.body())
+    return digest.hexdigest()[:32]
+
+
 async def _replay(
     runtime: Runtime, change: Change, event_id: UUID
 ) -> Response[IncidentView] | None:
     async with runtime.pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT stream, version FROM events WHERE id = $1", event_id)
+        row = await conn.fetchrow(
+            "SELECT stream, version, type, metadata->>'request_hash' AS request_hash"
+            " FROM events WHERE id = $1",
+            event_id,
+        )
     if row is None:
         return None
-    if row["stream"] != stream_name(change.incident_id):
+    same = (row["stream"], row["type"], row["request_hash"]) == (
+        stream_name(change.incident_id),
+        change.event_type,
+        change.meta.request_hash,
+    )
+    if not same:
         raise _reused(change.meta.idempotency_key, change.incident_id)
     state, position = await load(runtime, change.incident_id, row["version"])
     return incident_response(state, position)
@@ -255,13 +272,16 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IncidentView]:
         body = await json_body(request, decoder)
+        meta = metadata(request, idempotency_key)
+        if idempotency_key is not None:
+            meta = msgspec.structs.replace(meta, request_hash=await request_hash(request))
         return await apply_change(
             runtime,
             Change(
                 incident_id,
                 command.event_type,
                 lambda state: command.decide(state, body),
-                metadata(request, idempotency_key),
+                meta,
                 if_match_version(if_match),
             ),
         )
