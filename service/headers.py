@@ -5,7 +5,7 @@ import re
 from service.problems import Problem
 
 POSITION = "Legation-Position"
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
+_ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
 
 
 def etag(version: int) -> str:
@@ -13,14 +13,23 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_version(header: str | None) -> int | None:
-    """The version an If-Match header names (None when absent or `*`)."""
+def if_match_versions(header: str | None) -> frozenset[int] | None:
+    """The versions If-Match accepts (None when absent or `*`).
+
+    RFC 9110 compares If-Match strongly: a weak tag never matches, so a header
+    of weak tags only accepts no version at all (412).
+    """
     if header is None or header.strip() == "*":
         return None
-    match = _ETAG.match(header)
-    if match is None:
-        raise Problem('If-Match must be an ETag such as "3", as returned in the ETag header')
-    return int(match[1])
+    versions: set[int] = set()
+    for tag in header.split(","):
+        match = _ENTITY_TAG.match(tag.strip())
+        if match is None:
+            raise Problem('If-Match must list ETags such as "3", as returned in the ETag header')
+        weak, opaque = match.groups()
+        if not weak and opaque.isdigit() and len(opaque) <= 9:
+            versions.add(int(opaque))
+    return frozenset(versions)
 
 
 def none_match(header: str | None, current: str) -> bool:

@@ -106,16 +106,32 @@ async def _fill(
         await conn.execute(statement)
 
 
+async def _project_into_shadow(conn: asyncpg.Connection[Any], fold: Fold) -> int:
+    """One page of what was appended since the fold, into the shadow tables (in a transaction)."""
+    # The projector's own code, writing into the shadow tables.
+    await conn.execute(f"SET LOCAL search_path = {SHADOW}, public")
+    events = await read_all(conn, fold.position, PAGE)
+    if events:
+        await project(conn, events)
+        fold.position = events[-1].position
+    return len(events)
+
+
+async def _catch_up(conn: asyncpg.Connection[Any], fold: Fold) -> None:
+    """Follow the log into the shadow tables without holding the live projector up."""
+    while True:
+        async with conn.transaction():
+            if await _project_into_shadow(conn, fold) < PAGE:
+                return
+
+
 async def _catch_up_and_swap(conn: asyncpg.Connection[Any], fold: Fold) -> None:
-    """Under the checkpoint lock: project what was appended since the fold, then swap."""
+    """Under the checkpoint lock: project the last few events, then swap the tables in."""
     await conn.fetchval(
         "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", CHECKPOINT
     )
-    # The projector's own code, writing into the shadow tables.
-    await conn.execute(f"SET LOCAL search_path = {SHADOW}, public")
-    while events := await read_all(conn, fold.position, PAGE):
-        await project(conn, events)
-        fold.position = events[-1].position
+    while await _project_into_shadow(conn, fold):
+        pass
     for table in READ_MODELS:
         # Index names are per schema: the rebuilt ones keep the live names.
         await conn.execute(f"DROP TABLE public.{table}")
@@ -143,6 +159,7 @@ async def rebuild(dsn: str, on_progress: Callable[[int], None] = lambda position
         fold = Fold()
         await _fold_until_caught_up(conns[0], fold, on_progress)
         await _load_shadow(conns, fold)
+        await _catch_up(conns[0], fold)
         async with conns[0].transaction():
             await _catch_up_and_swap(conns[0], fold)
         on_progress(fold.position)

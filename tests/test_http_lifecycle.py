@@ -195,3 +195,16 @@ async def test_a_report_key_reused_for_a_correction_is_422(client: Client) -> No
     )
     assert reused.status_code == 422
     assert await log_size(client) == 1
+
+
+async def test_if_match_compares_strongly_and_accepts_a_list(client: Client) -> None:
+    incident = await reported(client)
+    url = f"/v1/incidents/{incident['id']}/corrections"
+    weak = await client.post(url, json={"changes": {"count": 2}}, headers={"If-Match": 'W/"1"'})
+    assert weak.status_code == 412
+    listed = await client.post(
+        url, json={"changes": {"count": 3}}, headers={"If-Match": '"7", "1"'}
+    )
+    assert listed.status_code == 200
+    anything = await client.post(url, json={"changes": {"count": 4}}, headers={"If-Match": "*"})
+    assert anything.json()["version"] == 3

@@ -21,7 +21,7 @@ from service.events import (
     Source,
     new_event,
 )
-from service.headers import POSITION, etag, if_match_version, none_match
+from service.headers import POSITION, etag, if_match_versions, none_match
 from service.incident_views import IncidentView, incident_view
 from service.incidents import (
     Correction,
@@ -169,7 +169,7 @@ class Change(msgspec.Struct, frozen=True):
     event_type: str
     decide: Callable[[IncidentState], msgspec.Struct | None]
     meta: Metadata
-    expected: int | None
+    expected: frozenset[int] | None  # the versions If-Match accepts
 
 
 async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentView]:
@@ -180,7 +180,7 @@ async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentVie
         return replayed
     for _ in range(_RETRIES):
         state, position = await load(runtime, change.incident_id)
-        if change.expected is not None and change.expected != state.version:
+        if change.expected is not None and state.version not in change.expected:
             raise _stale(change.expected, state.version)
         data = change.decide(state)
         if data is None:  # nothing to record: already so
@@ -231,9 +231,8 @@ async def _append(
     countries = tuple(sorted({*actors(state.incident), *actors(at_hand.incident)}))
     occurred_on = at_hand.incident.occurred_on
     event = new_event(event_id, change.event_type, data, change.meta, occurred_on, countries)
-    # If-Match is checked by the log itself, so a conflict found there is a 412 too.
-    version = state.version if change.expected is None else change.expected
-    appended = await runtime.appends.append(stream_name(state.id), version, [event])
+    # The log checks the version decided on: a change since is a 412 with If-Match.
+    appended = await runtime.appends.append(stream_name(state.id), state.version, [event])
     if appended.duplicate:  # a concurrent retry with the same key got there first
         replayed, _ = await load(runtime, state.id, appended.versions[-1])
         return incident_response(replayed, appended.positions[-1])
@@ -241,9 +240,10 @@ async def _append(
     return incident_response(after, appended.positions[-1])
 
 
-def _stale(expected: int, actual: int) -> PreconditionFailed:
+def _stale(expected: frozenset[int], actual: int) -> PreconditionFailed:
+    named = ", ".join(f'"{version}"' for version in sorted(expected)) or "no strong ETag"
     return PreconditionFailed(
-        f"If-Match named version {expected}, the incident is at version {actual}",
+        f"If-Match named {named}; the incident is at version {actual}",
         current_version=actual,
     )
 
@@ -282,7 +282,7 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
                 command.event_type,
                 lambda state: command.decide(state, body),
                 meta,
-                if_match_version(if_match),
+                if_match_versions(if_match),
             ),
         )
 
