@@ -4,16 +4,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from service.config import Settings
 from service.database import create_pool, head_revisions
+from service.fanout import Fanout
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
-from service.routes import events, health, incidents, standings
+from service.routes import events, health, incidents, standings, stream
 from service.routes.batch import batch_route
 from service.runtime import Runtime, provide_runtime
 
@@ -28,14 +30,18 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
         appends, doorbell = GroupCommit(pool), Doorbell(dsn)
-        projector = Projector(pool, dsn, doorbell)
+        projector, fanout = Projector(pool, dsn, doorbell), Fanout(pool, doorbell)
         await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):
             worker.start()
-        app.state.runtime = Runtime(settings, pool, appends, doorbell, projector, head_revisions())
+        await fanout.start()
+        app.state.runtime = Runtime(
+            settings, pool, appends, doorbell, projector, fanout, head_revisions()
+        )
         try:
             yield
         finally:
+            await fanout.stop()
             await projector.stop()
             await doorbell.stop()
             await appends.stop()
@@ -45,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *incidents.ROUTES,
             batch_route(settings.max_batch_bytes),
+            *stream.ROUTES,
             *events.ROUTES,
             *standings.ROUTES,
             *health.ROUTES,
@@ -54,6 +61,12 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        # Browsers may read (EventSource included) from any origin; writes need no CORS.
+        cors_config=CORSConfig(
+            allow_origins=["*"],
+            allow_methods=["GET"],
+            expose_headers=["Legation-Position", "ETag"],
+        ),
     )
     refine(app)
     return app

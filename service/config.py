@@ -23,6 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     max_batch_bytes: int = 33_554_432
     read_wait_seconds: float = 5.0
+    sse_heartbeat_seconds: float = 15.0
     pool_min_size: int = 2
     pool_max_size: int = 10
 
@@ -46,6 +47,16 @@ def _number(name: str, value: str, low: int, high: int) -> int:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InvalidSettings(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0.05 <= seconds <= 3600:
+        raise InvalidSettings(f"{name} must be between 0.05 and 3600 seconds, not {seconds}")
+    return seconds
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read Settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -67,6 +78,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             env.get("LEGATION_MAX_BATCH_BYTES", "33554432"),
             1024,
             1 << 30,
+        ),
+        sse_heartbeat_seconds=_seconds(
+            "LEGATION_SSE_HEARTBEAT_SECONDS", env.get("LEGATION_SSE_HEARTBEAT_SECONDS", "15")
         ),
         pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
     )

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from service.cache import ResponseCache
 from service.config import Settings
+from service.fanout import Fanout
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
 from service.projector import Projector
@@ -21,7 +22,16 @@ class Runtime:
     instead of inspecting and converting fields as it would for a dataclass.
     """
 
-    __slots__ = ("appends", "cache", "doorbell", "migration_heads", "pool", "projector", "settings")
+    __slots__ = (
+        "appends",
+        "cache",
+        "doorbell",
+        "fanout",
+        "migration_heads",
+        "pool",
+        "projector",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -30,10 +40,11 @@ class Runtime:
         appends: GroupCommit,
         doorbell: Doorbell,
         projector: Projector,
+        fanout: Fanout,
         migration_heads: frozenset[str],
     ) -> None:
         self.settings, self.pool, self.appends = settings, pool, appends
-        self.doorbell, self.projector = doorbell, projector
+        self.doorbell, self.projector, self.fanout = doorbell, projector, fanout
         self.migration_heads = migration_heads
         self.cache = ResponseCache()
 

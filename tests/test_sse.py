@@ -1,0 +1,214 @@
+"""GET /v1/events/stream through a real server process (SSE needs a streaming transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from tests.factories import expulsion
+from tests.test_serve import free_port
+
+LEGATION = Path(sys.executable).parent / "legation"
+
+
+@pytest.fixture
+def server(dsn: str) -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {
+        "DATABASE_URL": dsn,
+        "LEGATION_PORT": str(port),
+        "LEGATION_SSE_HEARTBEAT_SECONDS": "0.3",
+    }
+    process = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+class Frame(msgspec.Struct):
+    id: int | None = None
+    event: str | None = None
+    data: Any = None
+    comment: str | None = None
+
+
+async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
+    frame = Frame()
+    async for line in response.aiter_lines():
+        if not line:
+            yield frame
+            frame = Frame()
+        elif line.startswith(":"):
+            frame.comment = line[1:].strip()
+        else:
+            name, _, value = line.partition(": ")
+            if name == "id":
+                frame.id = int(value)
+            elif name == "event":
+                frame.event = value
+            elif name == "data":
+                frame.data = msgspec.json.decode(value)
+
+
+async def collect(
+    url: str, events: int, within: float = 5.0, headers: dict[str, str] | None = None
+) -> list[Frame]:
+    """The first `events` event frames (comments dropped) of a stream."""
+    got: list[Frame] = []
+    async with (
+        httpx.AsyncClient(timeout=within) as client,
+        client.stream("GET", url, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async with asyncio.timeout(within):
+            async for frame in frames(response):
+                if frame.id is not None:
+                    got.append(frame)
+                if len(got) == events:
+                    break
+    return got
+
+
+def post(base: str, **changes: Any) -> int:
+    response = httpx.post(f"{base}/v1/incidents", json=expulsion(**changes), timeout=10)
+    assert response.status_code == 201
+    return int(response.headers["legation-position"])
+
+
+async def test_catch_up_resume_filters_and_cors(server: str) -> None:
+    for expelled in ("NL", "BE", "DE"):
+        post(server, expelled=expelled)
+    caught_up = await collect(f"{server}/v1/events/stream", 3)
+    assert [(f.id, f.event) for f in caught_up] == [
+        (1, "expulsion.reported"),
+        (2, "expulsion.reported"),
+        (3, "expulsion.reported"),
+    ]
+    assert caught_up[1].data["data"]["expelled"] == "BE"
+    assert caught_up[1].data["position"] == 2
+    resumed = await collect(f"{server}/v1/events/stream", 1, headers={"Last-Event-ID": "2"})
+    assert [f.id for f in resumed] == [3]
+    after = await collect(f"{server}/v1/events/stream?after=1", 1)
+    assert [f.id for f in after] == [2]
+    belgium = await collect(f"{server}/v1/events/stream?country=bel", 1)
+    assert [f.data["data"]["expelled"] for f in belgium] == ["BE"]
+    async with httpx.AsyncClient(base_url=server) as client:
+        response = await client.get("/v1/events?limit=1", headers={"Origin": "https://app.example"})
+        assert response.headers["access-control-allow-origin"] == "*"
+        bad = await client.get("/v1/events/stream?type=nothing.happened")
+        assert bad.status_code == 422
+
+
+async def test_live_follow_and_heartbeats(server: str) -> None:
+    head = post(server)
+    got: list[Frame] = []
+    comments: list[str] = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = f"{server}/v1/events/stream?after={head}&type=expulsion.reported"
+        async with client.stream("GET", url) as response:
+            async with asyncio.timeout(10):
+                posted = False
+                async for frame in frames(response):
+                    if frame.comment:
+                        comments.append(frame.comment)
+                    if frame.id is not None:
+                        got.append(frame)
+                        break
+                    if comments.count("heartbeat") >= 2 and not posted:
+                        sent = time.monotonic()
+                        await asyncio.to_thread(post, server, expelled="PL")
+                        posted = True
+            received = time.monotonic()
+    assert comments.count("heartbeat") >= 2
+    assert [f.id for f in got] == [head + 1]
+    assert got[0].data["data"]["expelled"] == "PL"
+    assert received - sent < 1.0
+
+
+async def test_the_stream_goes_on_after_its_listen_connection_is_killed(
+    server: str, dsn: str
+) -> None:
+    head = post(server)
+    conn = await asyncpg.connect(dsn)
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    received: list[int] = []
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", f"{server}/v1/events/stream?after={head}") as response,
+    ):
+        await asyncio.to_thread(post, server, expelled="BE")
+        async with asyncio.timeout(5):
+            async for frame in frames(response):
+                if frame.id is not None:
+                    received.append(frame.id)
+                    break
+    assert received == [head + 1]
+
+
+async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
+    dsn: str, pool: asyncpg.Pool[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from service import fanout as fanning
+    from service.feed import Doorbell
+    from service.routes.stream import event_stream
+    from service.store import LogFilter, append
+    from tests.factories import event, stream
+
+    monkeypatch.setattr(fanning, "QUEUE_BATCHES", 1)
+    doorbell = Doorbell(dsn)
+    doorbell.start()
+    fan = fanning.Fanout(pool, doorbell)
+    await fan.start()
+    runtime: Any = SimpleNamespace(pool=pool, fanout=fan)
+    messages = event_stream(runtime, 0, LogFilter(), heartbeat=0.2)
+    try:
+        assert await anext(messages) == b": connected\n\n"
+        first = asyncio.ensure_future(anext(messages))  # subscribes, then waits
+        await asyncio.sleep(0.2)
+        for n in range(1, 6):  # five appends, five fan-out batches, one queue slot
+            async with pool.acquire() as conn:
+                await append(conn, stream(), 0, [event(n)])
+            await asyncio.sleep(0.15)
+        # Nobody consumed meanwhile: the one-batch queue overflowed.
+        assert [sub.behind for sub in fan._subscriptions] == [True]
+        received = [await first]
+        while sum(m.startswith(b"id:") for m in received) < 5:
+            received.append(await asyncio.wait_for(anext(messages), 5))
+    finally:
+        await messages.aclose()
+        await fan.stop()
+        await doorbell.stop()
+    ids = [int(m.split(b"\n")[0].removeprefix(b"id: ")) for m in received if m.startswith(b"id:")]
+    assert ids == [1, 2, 3, 4, 5]
