@@ -1,4 +1,4 @@
-"""Every bench in turn: append, ingest, then read (what `make bench` runs).
+"""Every bench in turn: append, ingest, read, then subscribe (what `make bench` runs).
 
 Run: python -m bench [--seconds N] [--quick]
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import append, ingest, read
+from bench import append, ingest, read, subscribe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
         if status := run(shared):
             return status
-    return 0
+    # subscribe takes no --seconds: its length is set by its clients and appends.
+    print()
+    return subscribe.main(["--quick"] if args.quick else [])
 
 
 if __name__ == "__main__":

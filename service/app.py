@@ -15,9 +15,10 @@ from service.group_commit import GroupCommit
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
-from service.routes import events, health, incidents, standings, stream
+from service.routes import events, health, incidents, standings, stream, subscriptions
 from service.routes.batch import batch_route
 from service.runtime import Runtime, provide_runtime
+from service.webhooks import Deliverer
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -35,12 +36,15 @@ def create_app(settings: Settings) -> Litestar:
         for worker in (appends, doorbell, projector):
             worker.start()
         await fanout.start()
+        deliverer = Deliverer(pool, doorbell, settings)
+        deliverer.start()
         app.state.runtime = Runtime(
             settings, pool, appends, doorbell, projector, fanout, head_revisions()
         )
         try:
             yield
         finally:
+            await deliverer.stop()
             await fanout.stop()
             await projector.stop()
             await doorbell.stop()
@@ -52,6 +56,7 @@ def create_app(settings: Settings) -> Litestar:
             *incidents.ROUTES,
             batch_route(settings.max_batch_bytes),
             *stream.ROUTES,
+            *subscriptions.ROUTES,
             *events.ROUTES,
             *standings.ROUTES,
             *health.ROUTES,

@@ -24,6 +24,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_batch_bytes: int = 33_554_432
     read_wait_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
+    webhook_retry_scale: float = 1.0
     pool_min_size: int = 2
     pool_max_size: int = 10
 
@@ -57,6 +58,18 @@ def _seconds(name: str, value: str) -> float:
     return seconds
 
 
+def _scale(value: str) -> float:
+    try:
+        scale = float(value)
+    except ValueError:
+        raise InvalidSettings(
+            f"LEGATION_WEBHOOK_RETRY_SCALE must be a number, not {value!r}"
+        ) from None
+    if not 0.001 <= scale <= 10:
+        raise InvalidSettings("LEGATION_WEBHOOK_RETRY_SCALE must be between 0.001 and 10")
+    return scale
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read Settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -82,5 +95,6 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         sse_heartbeat_seconds=_seconds(
             "LEGATION_SSE_HEARTBEAT_SECONDS", env.get("LEGATION_SSE_HEARTBEAT_SECONDS", "15")
         ),
+        webhook_retry_scale=_scale(env.get("LEGATION_WEBHOOK_RETRY_SCALE", "1")),
         pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
     )

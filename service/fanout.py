@@ -35,10 +35,20 @@ SELECT position, id, stream, version, type, schema_version, occurred_on, recorde
 
 
 class LiveEvent(msgspec.Struct, frozen=True):
-    """An event as fanned out: the envelope and the countries it touches (for filters)."""
+    """An event as fanned out: the envelope, the countries it touches, its SSE message."""
 
     event: RecordedEvent
     countries: tuple[str, ...]
+    frame: bytes
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def sse_frame(event: RecordedEvent) -> bytes:
+    """The SSE message of an event (built once, sent to every client)."""
+    data = _encoder.encode(event)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.position, event.type.encode(), data)
 
 
 def matches(live: LiveEvent, filters: LogFilter) -> bool:
@@ -51,15 +61,13 @@ def matches(live: LiveEvent, filters: LogFilter) -> bool:
 async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]:
     """Events after `after` with their countries."""
     rows = await conn.fetch(READ, after, limit)
-    return [
-        LiveEvent(
-            RecordedEvent(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), msgspec.Raw(r[9])
-            ),
-            tuple(r[10]),
+    live = []
+    for r in rows:
+        event = RecordedEvent(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), msgspec.Raw(r[9])
         )
-        for r in rows
-    ]
+        live.append(LiveEvent(event, tuple(r[10]), sse_frame(event)))
+    return live
 
 
 class Subscription:

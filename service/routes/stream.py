@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Final
 
-import msgspec
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, Parameter, QueryParameter
@@ -18,14 +17,7 @@ from service.routes.events import _split, log_filter
 from service.runtime import Runtime
 from service.store import LogFilter
 
-_encoder: Final = msgspec.json.Encoder()
 HEARTBEAT: Final = b": heartbeat\n\n"
-
-
-def frame(live_event: msgspec.Struct, position: int, event_type: str) -> bytes:
-    """One SSE message: id is the position, event the type, data the event JSON."""
-    data = _encoder.encode(live_event)
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (position, event_type.encode(), data)
 
 
 async def _from_database(
@@ -41,7 +33,7 @@ async def _from_database(
             scanned = live.event.position
             yield (
                 scanned,
-                frame(live.event, scanned, live.event.type) if matches(live, filters) else None,
+                live.frame if matches(live, filters) else None,
             )
 
 
@@ -79,7 +71,7 @@ async def event_stream(
                         continue
                     scanned = live.event.position
                     if matches(live, filters):
-                        yield frame(live.event, scanned, live.event.type)
+                        yield live.frame
 
 
 def _last_event_id(value: str | None) -> int | None:
