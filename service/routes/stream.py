@@ -66,12 +66,14 @@ async def event_stream(
                 except TimeoutError:
                     yield HEARTBEAT
                     continue
-                for live in batch:
-                    if live.event.position <= scanned:
-                        continue
-                    scanned = live.event.position
-                    if matches(live, filters):
-                        yield live.frame
+                # One write per batch, not per event: with many clients the cost
+                # is in the sends.
+                fresh = [live for live in batch if live.event.position > scanned]
+                if fresh:
+                    scanned = fresh[-1].event.position
+                    chunk = b"".join(live.frame for live in fresh if matches(live, filters))
+                    if chunk:
+                        yield chunk
 
 
 def _last_event_id(value: str | None) -> int | None:
