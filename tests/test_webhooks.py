@@ -215,3 +215,33 @@ async def test_webhook_urls_must_reach_public_addresses(client: Client, url: str
     response = await client.post("/v1/subscriptions", json={"url": url})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "url"
+
+
+async def test_retries_that_run_out_deactivate_the_subscription(
+    hooks: Client, receiver: Receiver, dsn: str
+) -> None:
+    import asyncpg
+
+    receiver.statuses = [500] * 50
+    subscription = await subscribe(hooks, receiver.url)
+    await hooks.post("/v1/incidents", json=expulsion())
+    await until(lambda: len(receiver.received) >= 1)
+    conn = await asyncpg.connect(dsn)
+    try:  # as if it had been failing for more than three days
+        await conn.execute(
+            "UPDATE subscriptions SET failing_since = now() - interval '73 hours' WHERE id = $1",
+            subscription["id"],
+        )
+    finally:
+        await conn.close()
+    url = f"/v1/subscriptions/{subscription['id']}"
+
+    async def deactivated() -> bool:
+        return not (await hooks.get(url)).json()["active"]
+
+    async with asyncio.timeout(10):
+        while not await deactivated():  # noqa: ASYNC110 - polls the HTTP API
+            await asyncio.sleep(0.1)
+    read = (await hooks.get(url)).json()
+    assert read["deactivated_reason"] == "retries ran out after 3 days"
+    assert read["position"] == 0
