@@ -39,6 +39,8 @@ SCAN_PAGE: Final = 500
 # About 5 s, 30 s, 2 min, 15 min, 1 h, then hourly, for 3 days in all.
 BACKOFF: Final = (5.0, 30.0, 120.0, 900.0, 3600.0)
 GIVE_UP_AFTER: Final = timedelta(days=3)
+# Each worker holds one subscription (and one pooled connection) per delivery.
+WORKERS: Final = 4
 _encoder = msgspec.json.Encoder()
 
 
@@ -121,18 +123,21 @@ class Deliverer:
     def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell, settings: Settings) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         self.failed = 0
 
-    def start(self) -> None:
-        """Start delivering in the background."""
-        self._task = asyncio.create_task(self._run(), name="legation-webhooks")
+    def start(self, workers: int = WORKERS) -> None:
+        """Start delivering in the background: several subscriptions at once."""
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"legation-webhooks-{n}") for n in range(workers)
+        ]
 
     async def stop(self) -> None:
         """Stop; a delivery in flight is not acknowledged and will be sent again."""
-        await cancel(self._task)
-        self._task = None
+        for task in self._tasks:
+            await cancel(task)
+        self._tasks = []
         await self._client.aclose()
 
     async def _run(self) -> None:
