@@ -12,6 +12,7 @@ from service.database import create_pool, head_revisions
 from service.fanout import Fanout
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
+from service.metrics import Metrics
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
@@ -26,11 +27,12 @@ def create_app(settings: Settings) -> Litestar:
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url; `legation serve` provides one")
     dsn = settings.database_url
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
-        appends, doorbell = GroupCommit(pool), Doorbell(dsn)
+        appends, doorbell = GroupCommit(pool, on_appended=metrics.count_appended), Doorbell(dsn)
         projector, fanout = Projector(pool, dsn, doorbell), Fanout(pool, doorbell)
         await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):
@@ -39,7 +41,15 @@ def create_app(settings: Settings) -> Litestar:
         deliverer = Deliverer(pool, doorbell, settings)
         deliverer.start()
         app.state.runtime = Runtime(
-            settings, pool, appends, doorbell, projector, fanout, head_revisions()
+            settings,
+            pool,
+            appends,
+            doorbell,
+            projector,
+            fanout,
+            head_revisions(),
+            metrics,
+            deliverer,
         )
         try:
             yield
@@ -64,6 +74,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics.middleware],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.

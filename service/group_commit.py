@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -27,8 +27,14 @@ _Waiting = tuple[AppendRequest, "asyncio.Future[Appended]"]
 class GroupCommit:
     """Queues appends and writes them in groups on connections from `pool`."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], max_group: int = 500) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        max_group: int = 500,
+        on_appended: Callable[[int], None] = lambda events: None,
+    ) -> None:
         self._pool = pool
+        self._on_appended = on_appended
         self._max_group = max_group
         self._queue: list[_Waiting] = []
         self._wake = asyncio.Event()
@@ -97,4 +103,6 @@ class GroupCommit:
             if isinstance(outcome, AppendRefused):
                 future.set_exception(outcome)
             else:
+                if not outcome.duplicate:
+                    self._on_appended(len(outcome.positions))
                 future.set_result(outcome)

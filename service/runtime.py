@@ -12,7 +12,9 @@ from service.config import Settings
 from service.fanout import Fanout
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
+from service.metrics import Metrics
 from service.projector import Projector
+from service.webhooks import Deliverer
 
 
 class Runtime:
@@ -25,8 +27,10 @@ class Runtime:
     __slots__ = (
         "appends",
         "cache",
+        "deliverer",
         "doorbell",
         "fanout",
+        "metrics",
         "migration_heads",
         "pool",
         "projector",
@@ -42,11 +46,15 @@ class Runtime:
         projector: Projector,
         fanout: Fanout,
         migration_heads: frozenset[str],
+        metrics: Metrics,
+        deliverer: Deliverer,
     ) -> None:
         self.settings, self.pool, self.appends = settings, pool, appends
         self.doorbell, self.projector, self.fanout = doorbell, projector, fanout
         self.migration_heads = migration_heads
         self.cache = ResponseCache()
+        self.metrics = metrics
+        self.deliverer = deliverer
 
 
 def provide_runtime(state: State) -> Runtime:

@@ -87,3 +87,24 @@ async def test_readiness_is_503_when_migrations_are_behind(client: Client, dsn: 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["migrations"] == "behind"
+
+
+async def test_metrics_in_prometheus_text(client: Client) -> None:
+    await _fill(client)
+    await client.get("/v1/incidents/not-a-uuid")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'legation_http_requests_total{route="/v1/incidents",method="POST",status="201"} 3' in text
+    )
+    assert 'legation_http_request_duration_seconds_count{route="/v1/incidents"} 3' in text
+    assert (
+        'legation_http_request_duration_seconds_bucket{route="/v1/incidents",le="+Inf"} 3' in text
+    )
+    assert "legation_events_appended_total 3" in text
+    assert "legation_log_head_position 3" in text
+    assert "# TYPE legation_projector_lag_positions gauge" in text
+    assert "legation_sse_clients 0" in text
+    assert "legation_webhook_deliveries_total 0" in text

@@ -142,6 +142,7 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
             appended = await append_batch(runtime, lines)
         except BatchRefused as refused:
             raise _conflict(refused, idempotency_key) from None
+        runtime.metrics.count_appended(sum(not outcome.duplicate for outcome in appended))
         items = [
             BatchItem(line.line, line.incident_id, outcome.positions[-1], outcome.duplicate)
             for line, outcome in zip(lines, appended, strict=True)

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
 from service.database import applied_revisions
+from service.metrics import render
 from service.projector import checkpoint
 from service.runtime import Runtime
 from service.store import head_position
@@ -61,4 +62,34 @@ def _unready(body: Readiness) -> Response[Readiness]:
     return Response(body, status_code=503, headers={"Retry-After": "5"})
 
 
-ROUTES = [health, ready]
+@get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type="text/plain")
+async def metrics(runtime: NamedDependency[Runtime]) -> Response[str]:
+    """Requests, latencies, appends, projector lag, webhook deliveries and SSE clients."""
+    async with runtime.pool.acquire() as conn:
+        head, projected = await head_position(conn), await checkpoint(conn)
+    gauges = {
+        "legation_events_appended_total": (
+            "counter events this process appended",
+            runtime.metrics.appended,
+        ),
+        "legation_log_head_position": ("gauge the highest position in the log", head),
+        "legation_projector_lag_positions": (
+            "gauge positions the read models are behind the log",
+            head - projected,
+        ),
+        "legation_webhook_deliveries_total": (
+            "counter webhook deliveries acknowledged by their receivers",
+            runtime.deliverer.delivered,
+        ),
+        "legation_webhook_failures_total": (
+            "counter webhook attempts that failed",
+            runtime.deliverer.failed,
+        ),
+        "legation_sse_clients": ("gauge connected event stream clients", runtime.fanout.clients),
+    }
+    return Response(
+        render(runtime.metrics, gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+ROUTES = [health, ready, metrics]
