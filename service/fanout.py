@@ -142,6 +142,9 @@ class Fanout:
             for subscription in list(self._subscriptions):
                 subscription.offer(batch)
         if not self._subscriptions:
-            # Nobody listens: just keep the head current for the next subscriber.
+            # Nobody listens: keep the head current for the next subscriber, unless
+            # one arrived meanwhile (it may need what lies past the head read here).
             async with self._pool.acquire() as conn:
-                self.head = await head_position(conn)
+                head = await head_position(conn)
+            if not self._subscriptions:
+                self.head = head

@@ -24,7 +24,7 @@ import msgspec
 
 from service.fanout import LiveEvent, matches, read_live
 from service.feed import cancel
-from service.ssrf import UnsafeUrl, check_url
+from service.ssrf import UnsafeUrl, pinned
 from service.store import LogFilter, head_position
 
 if TYPE_CHECKING:
@@ -122,7 +122,8 @@ class Deliverer:
 
     def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell, settings: Settings) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        # No redirects, no proxies from the environment: only the pinned address.
+        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         self.failed = 0
@@ -199,14 +200,24 @@ class Deliverer:
         }
         started = time.monotonic()
         try:
-            await check_url(row["url"], self._settings.webhook_allow_private)
-            async with self._client.stream("POST", row["url"], content=body, headers=headers) as r:
-                await _read_some(r)
-                status: int | None = r.status_code
-                error = None if 200 <= r.status_code < 300 else f"answered {r.status_code}"
+            # One deadline for the whole attempt: a receiver trickling bytes must
+            # not hold the subscription (and a pooled connection) for long.
+            async with asyncio.timeout(TIMEOUT):
+                target = await pinned(row["url"], self._settings.webhook_allow_private)
+                headers["host"] = target.host
+                extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+                async with self._client.stream(
+                    "POST", target.url, content=body, headers=headers, extensions=extensions
+                ) as response:
+                    await _read_some(response)
+            code = response.status_code
+            status: int | None = code
+            error = None if 200 <= code < 300 else f"answered {code}"
         except UnsafeUrl as exc:
             status, error = None, exc.detail
-        except httpx.HTTPError as exc:
+        except TimeoutError:
+            status, error = None, f"no answer within {TIMEOUT:g} s"
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             status, error = None, f"{type(exc).__name__}: {exc}"[:500]
         return Outcome(status, int((time.monotonic() - started) * 1000), error)
 

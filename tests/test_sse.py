@@ -111,6 +111,8 @@ async def test_catch_up_resume_filters_and_cors(server: str) -> None:
     assert caught_up[1].data["position"] == 2
     resumed = await collect(f"{server}/v1/events/stream", 1, headers={"Last-Event-ID": "2"})
     assert [f.id for f in resumed] == [3]
+    garbled = await collect(f"{server}/v1/events/stream", 1, headers={"Last-Event-ID": "x1"})
+    assert [f.id for f in garbled] == [1]
     after = await collect(f"{server}/v1/events/stream?after=1", 1)
     assert [f.id for f in after] == [2]
     belgium = await collect(f"{server}/v1/events/stream?country=bel", 1)

@@ -209,6 +209,11 @@ async def test_subscriptions_can_be_listed_paused_resumed_and_deleted(
         "http://[fc00::1]/hooks",
         "http://0.0.0.0/hooks",
         "http://[::ffff:127.0.0.1]/hooks",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[64:ff9b::a00:1]/hooks",
+        "http://[2002:7f00:1::]/hooks",
+        "http://example.org:99999/hooks",
+        "http://[::1/hooks",
     ],
 )
 async def test_webhook_urls_must_reach_public_addresses(client: Client, url: str) -> None:
@@ -245,3 +250,11 @@ async def test_retries_that_run_out_deactivate_the_subscription(
     read = (await hooks.get(url)).json()
     assert read["deactivated_reason"] == "retries ran out after 3 days"
     assert read["position"] == 0
+
+
+async def test_a_position_beyond_the_log_is_422_not_500(client: Client) -> None:
+    response = await client.post(
+        "/v1/subscriptions", json={"url": "https://example.org/h", "after": 2**63}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "after"

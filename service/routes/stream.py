@@ -77,7 +77,11 @@ async def event_stream(
 
 
 def _last_event_id(value: str | None) -> int | None:
-    return int(value) if value is not None and value.strip().isdigit() else None
+    # Anything but a position this API sent is ignored, as EventSource expects.
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 @get(

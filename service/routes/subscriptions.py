@@ -31,7 +31,7 @@ class NewSubscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     url: Url
     types: Names = msgspec.field(default_factory=list)
     countries: Names = msgspec.field(default_factory=list)
-    after: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    after: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None
 
 
 class SubscriptionChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -205,7 +205,7 @@ async def list_deliveries(
     runtime: NamedDependency[Runtime],
     subscription_id: FromPath[UUID],
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, QueryParameter(ge=1)] = None,
+    cursor: Annotated[int | None, QueryParameter(ge=1, le=2**62)] = None,
 ) -> DeliveryPage:
     """Attempts newest first, each with status code, latency, error and next retry."""
     await _one(runtime, subscription_id)
