@@ -51,6 +51,8 @@ def parse_line(number: int, line: bytes) -> ParsedLine | list[FieldError]:
         return [msgspec.structs.replace(field_error(exc), line=number)]
     except msgspec.DecodeError as exc:
         return [FieldError(field="body", message=f"not valid JSON: {exc}", line=number)]
+    except RecursionError:
+        return [FieldError(field="body", message="is nested too deeply", line=number)]
     try:
         incident = decide_report(report)
     except InvalidInput as exc:

@@ -247,3 +247,22 @@ async def test_a_nul_character_is_422_not_500(client: Client) -> None:
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "summary"
     assert await log_size(client) == 0
+
+
+async def test_deeply_nested_json_is_422_not_500(client: Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    headers = {"content-type": "application/json"}
+    body = b'{"kind": "expulsion", "summary": ' + deep + b"}"
+    response = await client.post("/v1/incidents", content=body, headers=headers)
+    assert response.status_code in (400, 422)
+    incident = (await report(client, expulsion())).json()
+    correction = b'{"changes": {"count": ' + deep + b"}}"
+    url = f"/v1/incidents/{incident['id']}/corrections"
+    response = await client.post(url, content=correction, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {"field": "body", "message": "is nested too deeply"}
+    batch = await client.post(
+        "/v1/incidents:batch", content=correction, headers={"content-type": "application/x-ndjson"}
+    )
+    assert batch.status_code == 422
+    assert await log_size(client) == 1

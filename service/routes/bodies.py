@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 
-from service.problems import MalformedJson, Problem, invalid
+from service.problems import FieldError, InvalidInput, MalformedJson, Problem, invalid
 
 T = TypeVar("T")
 
@@ -35,3 +35,11 @@ async def json_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decod
         raise invalid(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> InvalidInput:
+    """The 422 for JSON nested deeper than the decoder follows."""
+    error = FieldError("body", "is nested too deeply")
+    return InvalidInput("body: the JSON is nested too deeply", errors=[error])
