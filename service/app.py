@@ -7,6 +7,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
+from service import request_ids
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.fanout import Fanout
@@ -74,7 +75,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics.middleware],
+        middleware=[request_ids.middleware, metrics.middleware],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
+from service import logs
 from service.app import create_app
 from service.config import InvalidSettings, Settings, settings_from_env
 from service.database import migrate
@@ -58,7 +60,8 @@ def serve(settings: Settings, demo: bool) -> None:
         app = create_app(msgspec.structs.replace(settings, database_url=dsn))
         log.info("serving on http://%s:%d", settings.host, settings.port)
         # No per-request access log line: it costs more than some requests do.
-        uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
+        # log_config=None: uvicorn's records go through the JSON handler too.
+        uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
 
 
 def import_command(settings: Settings, path: Path) -> int:
@@ -117,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `legation` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(access_log=os.environ.get("LEGATION_ACCESS_LOG", "").lower() in {"1", "true"})
     try:
         settings = settings_from_env()
     except InvalidSettings as exc:

@@ -108,3 +108,33 @@ async def test_metrics_in_prometheus_text(client: Client) -> None:
     assert "# TYPE legation_projector_lag_positions gauge" in text
     assert "legation_sse_clients 0" in text
     assert "legation_webhook_deliveries_total 0" in text
+
+
+async def test_every_answer_carries_a_request_id_that_reaches_the_event(client: Client) -> None:
+    given = await client.post(
+        "/v1/incidents", json=expulsion(), headers={"X-Request-ID": "cms-req-42"}
+    )
+    assert given.headers["x-request-id"] == "cms-req-42"
+    made = await client.get("/v1/events")
+    assert len(made.headers["x-request-id"]) == 32
+    event = made.json()["items"][0]
+    assert event["metadata"]["correlation_id"] == "cms-req-42"
+    odd = await client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert odd.headers["x-request-id"] != "bad id with spaces"
+
+
+def test_logs_are_json_with_their_fields() -> None:
+    import json
+    import logging
+
+    from service.logs import JsonFormatter
+
+    record = logging.LogRecord("legation.access", logging.INFO, __file__, 1, "request", None, None)
+    record.fields = {"request_id": "r1", "status": 201}
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["logger"], line["message"], line["request_id"], line["status"]) == (
+        "legation.access",
+        "request",
+        "r1",
+        201,
+    )

@@ -56,3 +56,31 @@ def test_serve_without_database_url_runs_an_embedded_postgresql(data_dir: Path) 
     # The server it started is stopped on exit; the cluster stays for the next run.
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     assert (data_dir / "pgdata" / "PG_VERSION").exists()
+
+
+def test_sigterm_lets_a_request_in_flight_finish(dsn: str) -> None:
+    import threading
+
+    port = free_port()
+    env = os.environ | {"DATABASE_URL": dsn, "LEGATION_PORT": str(port)}
+    server = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    answers: list[httpx.Response] = []
+    try:
+        wait_until_serving(base, server)
+        # Waits the full 5 s for a position the log will never reach.
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                httpx.get(f"{base}/v1/incidents", params={"min_position": 10**9}, timeout=20)
+            )
+        )
+        slow.start()
+        time.sleep(1.0)
+        server.send_signal(signal.SIGTERM)
+        slow.join(timeout=20)
+        assert server.wait(timeout=20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert [response.status_code for response in answers] == [503]
+    assert answers[0].headers["retry-after"] == "1"

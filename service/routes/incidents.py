@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
+from service import request_ids
 from service.actors import actor_code
 from service.events import (
     Metadata,
@@ -79,7 +80,7 @@ def acting_key(request: Request[Any, Any, Any]) -> str:
 
 def metadata(request: Request[Any, Any, Any], idempotency_key: str | None) -> Metadata:
     """Who appends, and the request it answers."""
-    request_id = request.headers.get("x-request-id") or str(uuid4())
+    request_id = request_ids.request_id(request.scope) or str(uuid4())
     return Metadata(
         actor=acting_key(request),
         correlation_id=request_id[:128],
