@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 SHADOW: Final = "legation_rebuild"
 READ_MODELS: Final = ("incidents", "incident_versions")
 PAGE: Final = 10_000
+RUNTIME_ROLE: Final = "legation_runtime"
 
 
 class Fold:
@@ -137,12 +138,20 @@ async def _catch_up_and_swap(conn: asyncpg.Connection[Any], fold: Fold) -> None:
         await conn.execute(f"DROP TABLE public.{table}")
         await conn.execute(f"ALTER TABLE {SHADOW}.{table} SET SCHEMA public")
     await conn.execute(f"DROP SCHEMA {SHADOW}")
+    await _grant_runtime(conn)
     await conn.execute(
         "UPDATE public.projection_checkpoints SET position = $2, updated_at = now()"
         " WHERE name = $1",
         CHECKPOINT,
         fold.position,
     )
+
+
+async def _grant_runtime(conn: asyncpg.Connection[Any]) -> None:
+    # Fresh tables carry no grants: give the runtime role (migration 0005) its rights back.
+    if await conn.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", RUNTIME_ROLE):
+        tables = ", ".join(f"public.{table}" for table in READ_MODELS)
+        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {RUNTIME_ROLE}")
 
 
 async def rebuild(dsn: str, on_progress: Callable[[int], None] = lambda position: None) -> int:
