@@ -20,6 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from service.database import connect, migrate
+from service.keys import create_key
+
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -87,13 +90,28 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+# The Authorization header of the current scratch database's key (writes need one).
+AUTH: dict[str, str] = {}
+
+
+async def _make_key(dsn: str) -> str:
+    conn = await connect(dsn)
+    try:
+        return await create_key(conn, f"bench-{os.getpid()}", ("admin",))
+    finally:
+        await conn.close()
+
+
 @contextmanager
 def scratch_database() -> Iterator[str]:
-    """A fresh database for this run, dropped afterwards; yields its DSN."""
+    """A fresh, migrated database for this run with an admin key in AUTH; dropped afterwards."""
     name = f"legation_bench_{os.getpid()}"
     asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    dsn = with_database(ADMIN_DSN, name)
+    migrate(dsn)
+    AUTH["Authorization"] = f"Bearer {asyncio.run(_make_key(dsn))}"
     try:
-        yield with_database(ADMIN_DSN, name)
+        yield dsn
     finally:
         # FORCE: a server that ignored SIGTERM may still hold connections.
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

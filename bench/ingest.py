@@ -24,6 +24,7 @@ import msgspec
 import uvloop
 
 from bench.common import (
+    AUTH,
     EVENTS_TABLE,
     Row,
     free_port,
@@ -135,7 +136,7 @@ def _legation_argv(port: int) -> list[str]:
 def http_row(dsn: str, seconds: float, logs: Path) -> Row:
     """Batches from one keep-alive client to a real server; events/s and p99 per batch."""
     port = free_port()
-    headers = {"Content-Type": "application/x-ndjson"}
+    headers = {"Content-Type": "application/x-ndjson", **AUTH}
     with (
         server(_legation_argv(port), dsn, port, logs / "legation.log") as base,
         httpx.Client(base_url=base, headers=headers, timeout=30) as client,

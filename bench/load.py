@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from bench.common import percentile
+from bench.common import AUTH, percentile
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -47,7 +47,10 @@ def generator_name(choice: str) -> str:
 def check_once(post: Post) -> None:
     """Fail early, with the server's answer, if the request is not what the bench expects."""
     request = urllib.request.Request(
-        post.url, data=post.body, headers={"Content-Type": "application/json"}, method="POST"
+        post.url,
+        data=post.body,
+        headers={"Content-Type": "application/json", **AUTH},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status != post.expect:
@@ -67,7 +70,8 @@ def _lua(post: Post) -> str:
     return (
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{post.body.decode()}]==]\n"
+        + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in AUTH.items())
+        + f"wrk.body = [==[{post.body.decode()}]==]\n"
     )
 
 
@@ -117,7 +121,9 @@ def _request_bytes(post: Post) -> bytes:
     parts = urlsplit(post.url)
     head = (
         f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(post.body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(post.body)}\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in AUTH.items())
+        + "\r\n"
     )
     return head.encode() + post.body
 

@@ -35,7 +35,15 @@ from pathlib import Path
 
 import uvloop
 
-from bench.common import Row, free_port, merge_results, percentile, print_table, scratch_database
+from bench.common import (
+    AUTH,
+    Row,
+    free_port,
+    merge_results,
+    percentile,
+    print_table,
+    scratch_database,
+)
 
 DEFAULT_CLIENTS, QUICK_CLIENTS = 1_000, 200
 DEFAULT_APPENDS, QUICK_APPENDS = 200, 50
@@ -85,6 +93,10 @@ def _ready(url: str) -> int | None:
 class Server:
     pid: int
     port: int
+
+
+def _auth_lines() -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in AUTH.items())
 
 
 @contextmanager
@@ -167,7 +179,7 @@ async def _open(client: Client, port: int, after: int, gate: asyncio.Semaphore) 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> int:
     """One POST /v1/incidents on a keep-alive connection; the Legation-Position it returns."""
     writer.write(
-        f"POST /v1/incidents HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"POST /v1/incidents HTTP/1.1\r\nHost: {HOST}:{port}\r\n{_auth_lines()}"
         f"Content-Type: application/json\r\nContent-Length: {len(INCIDENT)}\r\n\r\n".encode()
         + INCIDENT
     )
@@ -274,6 +286,7 @@ async def _request(
     try:
         writer.write(
             f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n"
+            f"{_auth_lines()}"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             + body
         )

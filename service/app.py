@@ -8,6 +8,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from service import request_ids
+from service.auth import authorize
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.fanout import Fanout
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_ids.middleware, metrics.middleware],
+        guards=[authorize],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.

@@ -1,4 +1,4 @@
-"""The `legation` command: serve, migrate, import, rebuild."""
+"""The `legation` command: serve, migrate, import, rebuild, keys."""
 
 import argparse
 import asyncio
@@ -18,10 +18,11 @@ from rich.progress import MofNCompleteColumn, Progress
 from service import logs
 from service.app import create_app
 from service.config import InvalidSettings, Settings, settings_from_env
-from service.database import migrate
+from service.database import connect, migrate
 from service.demo import load_demo
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
 from service.imports import count_lines, import_file
+from service.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
 from service.rebuild import log_head, rebuild
 
 log = logging.getLogger("legation")
@@ -103,6 +104,35 @@ def rebuild_command(settings: Settings) -> None:
     print(f"rebuilt the read models from the log up to position {position}")
 
 
+async def keys_command(dsn: str, args: argparse.Namespace) -> int:
+    """`legation keys create|list|revoke`."""
+    conn = await connect(dsn)
+    try:
+        if args.keys_command == "create":
+            try:
+                key = await create_key(conn, args.name, parse_scopes(args.scopes))
+            except InvalidKeyRequest as exc:
+                print(f"legation: {exc}", file=sys.stderr)
+                return 2
+            print(f"key {args.name} with scopes {args.scopes}; it is shown only this once:")
+            print(key)
+        elif args.keys_command == "list":
+            rows = await conn.fetch(
+                "SELECT name, scopes, created_at, revoked_at FROM api_keys ORDER BY name"
+            )
+            for row in rows:
+                state = f"revoked {row[3]:%Y-%m-%d}" if row[3] else "active"
+                print(f"{row[0]}\t{','.join(row[1])}\tcreated {row[2]:%Y-%m-%d}\t{state}")
+        elif not await revoke_key(conn, args.name):
+            print(f"legation: no active key named {args.name!r}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked {args.name}")
+        return 0
+    finally:
+        await conn.close()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     import_cmd = commands.add_parser("import", help="append the reports of an NDJSON file")
     import_cmd.add_argument("file", type=Path, help="one JSON report per line")
     commands.add_parser("rebuild", help="rebuild every read model from the log")
+    keys = commands.add_parser("keys", help="make, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key (printed once, on the last line)")
+    create.add_argument("--name", required=True, help="who uses it (goes into metadata.actor)")
+    create.add_argument("--scopes", required=True, help="read,write,subscribe,admin")
+    key_commands.add_parser("list", help="list keys (names and scopes, never the keys)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
     return parser
 
 
@@ -138,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             return import_command(settings, args.file)
         elif args.command == "rebuild":
             rebuild_command(settings)
+        elif args.command == "keys":
+            with database(settings) as dsn:
+                migrate(dsn)
+                return asyncio.run(keys_command(dsn, args))
     except EmbeddedPostgresError as exc:
         print(f"legation: {exc}", file=sys.stderr)
         return 1

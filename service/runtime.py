@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from litestar.datastructures import State
 
+from service.auth import KeyCache
 from service.cache import ResponseCache
 from service.config import Settings
 from service.fanout import Fanout
@@ -30,6 +31,7 @@ class Runtime:
         "deliverer",
         "doorbell",
         "fanout",
+        "keys",
         "metrics",
         "migration_heads",
         "pool",
@@ -55,6 +57,7 @@ class Runtime:
         self.cache = ResponseCache()
         self.metrics = metrics
         self.deliverer = deliverer
+        self.keys = KeyCache()
 
 
 def provide_runtime(state: State) -> Runtime:

@@ -21,8 +21,9 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.database import create_pool, migrate
+from service.database import connect, create_pool, migrate
 from service.embedded import EmbeddedPostgres
+from service.keys import create_key
 
 
 def reachable_dir(prefix: str) -> Path:
@@ -101,9 +102,30 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool[Any]]:
     await made.close()
 
 
+async def make_key(dsn: str, scopes: tuple[str, ...] = ("admin",), name: str = "") -> str:
+    """A new API key in the test's database."""
+    conn = await connect(dsn)
+    try:
+        return await create_key(conn, name or f"test-{uuid.uuid4().hex[:8]}", scopes)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
-async def client(dsn: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    """Real HTTP through the app, on the test's database."""
+async def admin_key(dsn: str) -> str:
+    """An API key with every scope."""
+    return await make_key(dsn, name="tests")
+
+
+def authorised(client: AsyncTestClient[Any], key: str) -> AsyncTestClient[Any]:
+    """The client, sending `key` with every request."""
+    client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
+@pytest.fixture
+async def client(dsn: str, admin_key: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    """Real HTTP through the app, on the test's database, with an admin key."""
     app = create_app(Settings(database_url=dsn))
     async with AsyncTestClient(app=app) as test_client:
-        yield test_client
+        yield authorised(test_client, admin_key)

@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import authorised
 from tests.factories import expulsion
 
 Client = AsyncTestClient[Any]
@@ -232,9 +233,10 @@ async def test_unknown_incidents_and_routes_are_404_problems(client: Client) -> 
         assert response.json()["status"] == 404
 
 
-async def test_a_body_over_the_limit_is_413(dsn: str) -> None:
+async def test_a_body_over_the_limit_is_413(dsn: str, admin_key: str) -> None:
     app = create_app(Settings(database_url=dsn, max_body_bytes=2048))
     async with AsyncTestClient(app=app) as small:
+        authorised(small, admin_key)
         big = expulsion(summary="x" * 3000)
         response = await small.post("/v1/incidents", json=big)
         assert response.status_code == 413

@@ -30,7 +30,7 @@ async def test_the_log_pages_by_position(client: Client) -> None:
     assert event["version"] == 1
     assert event["stream"] == f"incident-{event['stream'].removeprefix('incident-')}"
     assert event["data"]["expelled"] == "NL"
-    assert event["metadata"]["actor"] == "anonymous"
+    assert event["metadata"]["actor"] == "tests"  # the name of the key that wrote it
     second = (await client.get(page["next"])).json()
     assert [e["position"] for e in second["items"]] == [3]
     last = (await client.get(second["next"])).json()

@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from service.app import create_app
 from service.config import Settings
 from service.rebuild import rebuild
+from tests.conftest import authorised
 from tests.factories import expulsion
 
 
@@ -34,9 +35,10 @@ async def test_the_runtime_role_may_not_change_the_log(dsn: str, statement: str)
         await conn.close()
 
 
-async def test_the_service_runs_under_the_runtime_role(dsn: str) -> None:
+async def test_the_service_runs_under_the_runtime_role(dsn: str, admin_key: str) -> None:
     app = create_app(Settings(database_url=as_runtime(dsn)))
     async with AsyncTestClient(app=app) as client:
+        authorised(client, admin_key)
         created = await client.post("/v1/incidents", json=expulsion())
         assert created.status_code == 201
         position = created.headers["legation-position"]
@@ -45,6 +47,7 @@ async def test_the_service_runs_under_the_runtime_role(dsn: str) -> None:
         assert (await client.get("/ready")).status_code == 200
     await rebuild(dsn)  # as the migrating role; the runtime keeps its rights on the new tables
     async with AsyncTestClient(app=create_app(Settings(database_url=as_runtime(dsn)))) as client:
+        authorised(client, admin_key)
         again = await client.post("/v1/incidents", json=expulsion(count=2))
         assert again.status_code == 201
         after = await client.get(

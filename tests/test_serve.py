@@ -47,8 +47,22 @@ def test_serve_without_database_url_runs_an_embedded_postgresql(data_dir: Path) 
         wait_until_serving(base, server)
         demo = httpx.get(f"{base}/v1/events").json()
         assert demo["last_position"] >= 1
-        created = httpx.post(f"{base}/v1/incidents", json=expulsion(), timeout=10)
+        refused = httpx.post(f"{base}/v1/incidents", json=expulsion(), timeout=10)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        made = subprocess.run(
+            [str(LEGATION), "keys", "create", "--name", "newsroom", "--scopes", "write"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = made.stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {key}"}
+        created = httpx.post(f"{base}/v1/incidents", json=expulsion(), headers=headers, timeout=10)
         assert created.status_code == 201
+        event = httpx.get(f"{base}/v1/events", params={"after": demo["last_position"]}).json()
+        assert event["items"][0]["metadata"]["actor"] == "newsroom"
         assert int(created.headers["legation-position"]) == demo["last_position"] + 1
     finally:
         server.send_signal(signal.SIGTERM)

@@ -24,7 +24,8 @@ LEGATION = Path(sys.executable).parent / "legation"
 
 
 @pytest.fixture
-def server(dsn: str) -> Iterator[str]:
+def server(dsn: str, admin_key: str) -> Iterator[str]:
+    KEYS[0] = admin_key
     port = free_port()
     env = os.environ | {
         "DATABASE_URL": dsn,
@@ -92,8 +93,14 @@ async def collect(
     return got
 
 
+KEYS = [""]  # the key the running server's database holds (set by the fixture)
+
+
 def post(base: str, **changes: Any) -> int:
-    response = httpx.post(f"{base}/v1/incidents", json=expulsion(**changes), timeout=10)
+    headers = {"Authorization": f"Bearer {KEYS[0]}"}
+    response = httpx.post(
+        f"{base}/v1/incidents", json=expulsion(**changes), headers=headers, timeout=10
+    )
     assert response.status_code == 201
     return int(response.headers["legation-position"])
 

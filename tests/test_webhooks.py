@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import authorised
 from tests.factories import expulsion, sanctions_round
 
 Client = AsyncTestClient[Any]
@@ -56,11 +57,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def hooks(dsn: str) -> AsyncIterator[Client]:
+async def hooks(dsn: str, admin_key: str) -> AsyncIterator[Client]:
     """An app whose webhooks may reach loopback, with retries 100 times faster."""
     settings = Settings(database_url=dsn, webhook_allow_private=True, webhook_retry_scale=0.01)
     async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
+        yield authorised(client, admin_key)
 
 
 async def subscribe(client: Client, url: str, **body: Any) -> dict[str, Any]:
@@ -161,12 +162,13 @@ async def test_type_and_country_filters_hold(hooks: Client, receiver: Receiver) 
 
 
 async def test_two_instances_deliver_each_event_once(
-    dsn: str, hooks: Client, receiver: Receiver
+    dsn: str, hooks: Client, receiver: Receiver, admin_key: str
 ) -> None:
     second_app = create_app(
         Settings(database_url=dsn, webhook_allow_private=True, webhook_retry_scale=0.01)
     )
     async with AsyncTestClient(app=second_app) as second:
+        authorised(second, admin_key)
         await subscribe(hooks, receiver.url)
         for n in range(10):
             target = hooks if n % 2 else second

@@ -124,7 +124,11 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
         tags=["incidents"],
         summary="Report many incidents (NDJSON, all or nothing)",
         request_max_body_size=max_body_bytes,
-        opt={"problems": (400, 409, 413, 415, 422), "ndjson_body": True},
+        opt={
+            "problems": (400, 401, 403, 409, 413, 415, 422),
+            "ndjson_body": True,
+            "scope": "write",
+        },
     )
     async def report_batch(
         request: Request[Any, Any, Any],

@@ -50,7 +50,7 @@ def _split(values: list[str] | None) -> list[str]:
     "/v1/events",
     tags=["log"],
     summary="Read the log after a position",
-    opt={"problems": (422,)},
+    opt={"problems": (422,), "scope": "read"},
 )
 async def list_events(
     runtime: NamedDependency[Runtime],

@@ -34,7 +34,7 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     projector_lag: int | None = None
 
 
-@get("/health", tags=["operations"], summary="Liveness")
+@get("/health", tags=["operations"], summary="Liveness", opt={"scope": "public"})
 async def health() -> Health:
     """The process is alive and serving."""
     return Health(status="ok")
@@ -44,6 +44,7 @@ async def health() -> Health:
     "/ready",
     tags=["operations"],
     summary="Readiness",
+    opt={"scope": "public"},
     responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
 )
 async def ready(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
@@ -62,7 +63,13 @@ def _unready(body: Readiness) -> Response[Readiness]:
     return Response(body, status_code=503, headers={"Retry-After": "5"})
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type="text/plain")
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    media_type="text/plain",
+    opt={"scope": "read"},
+)
 async def metrics(runtime: NamedDependency[Runtime]) -> Response[str]:
     """Requests, latencies, appends, projector lag, webhook deliveries and SSE clients."""
     async with runtime.pool.acquire() as conn:

@@ -70,7 +70,7 @@ IfMatch = Annotated[
     HeaderParameter(name="If-Match", max_length=64, description='The ETag read, e.g. "3"'),
 ]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
-WRITE_PROBLEMS = (400, 404, 409, 412, 413, 415, 422)
+WRITE_PROBLEMS = (400, 401, 403, 404, 409, 412, 413, 415, 422)
 
 
 def acting_key(request: Request[Any, Any, Any]) -> str:
@@ -124,7 +124,12 @@ async def load(
     status_code=201,
     tags=["incidents"],
     summary="Report an incident",
-    opt={"body": Report, "body_name": "IncidentReport", "problems": (400, 409, 413, 415, 422)},
+    opt={
+        "body": Report,
+        "body_name": "IncidentReport",
+        "problems": (400, 401, 403, 409, 413, 415, 422),
+        "scope": "write",
+    },
 )
 async def report_incident(
     request: Request[Any, Any, Any],
@@ -294,7 +299,7 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         tags=["incidents"],
         summary=command.summary,
         description=command.description,
-        opt={"body": command.body, "problems": WRITE_PROBLEMS},
+        opt={"body": command.body, "problems": WRITE_PROBLEMS, "scope": "write"},
     )(handler)
 
 
@@ -333,7 +338,7 @@ LIFECYCLE = (
     "/v1/incidents/{incident_id:uuid}",
     tags=["incidents"],
     summary="Read an incident",
-    opt={"problems": (404,)},
+    opt={"problems": (404,), "scope": "read"},
 )
 async def read_incident(
     runtime: NamedDependency[Runtime],
@@ -358,7 +363,7 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     "/v1/incidents/{incident_id:uuid}/events",
     tags=["incidents"],
     summary="Read an incident's events",
-    opt={"problems": (404,)},
+    opt={"problems": (404,), "scope": "read"},
 )
 async def incident_events(
     runtime: NamedDependency[Runtime], incident_id: FromPath[UUID]
@@ -411,7 +416,7 @@ def _country(value: str | None) -> str | None:
     "/v1/incidents",
     tags=["incidents"],
     summary="List incidents",
-    opt={"problems": (422, 503)},
+    opt={"problems": (422, 503), "scope": "read"},
 )
 async def list_incidents(
     runtime: NamedDependency[Runtime],

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _place_decoder = msgspec.json.Decoder(Place)
-PROBLEMS = {"problems": (422, 503)}
+PROBLEMS = {"problems": (422, 503), "scope": "read"}
 
 AsOf = Annotated[
     date | None,

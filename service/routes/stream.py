@@ -89,7 +89,7 @@ def _last_event_id(value: str | None) -> int | None:
     tags=["log"],
     summary="Follow the log as Server-Sent Events",
     media_type="text/event-stream",
-    opt={"problems": (422,)},
+    opt={"problems": (422,), "scope": "read"},
 )
 async def stream_events(
     runtime: NamedDependency[Runtime],

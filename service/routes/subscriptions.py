@@ -22,7 +22,7 @@ from service.webhooks import new_secret
 
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
 Names = Annotated[list[str], msgspec.Meta(max_length=20)]
-PROBLEMS = (400, 404, 413, 415, 422)
+PROBLEMS = (400, 401, 403, 404, 413, 415, 422)
 
 
 class NewSubscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,7 +99,7 @@ def _subscription(row: Any) -> Subscription:
     status_code=201,
     tags=["subscriptions"],
     summary="Subscribe a webhook",
-    opt={"body": NewSubscription, "problems": PROBLEMS},
+    opt={"body": NewSubscription, "problems": PROBLEMS, "scope": "subscribe"},
 )
 async def create_subscription(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
@@ -126,7 +126,12 @@ async def create_subscription(
     return Response(created, status_code=201, headers=headers)
 
 
-@get("/v1/subscriptions", tags=["subscriptions"], summary="List subscriptions")
+@get(
+    "/v1/subscriptions",
+    tags=["subscriptions"],
+    summary="List subscriptions",
+    opt={"problems": (401, 403), "scope": "subscribe"},
+)
 async def list_subscriptions(runtime: NamedDependency[Runtime]) -> SubscriptionPage:
     """Every subscription, oldest first."""
     rows = await runtime.pool.fetch(f"SELECT {COLUMNS} FROM subscriptions ORDER BY created_at, id")
@@ -146,7 +151,7 @@ async def _one(runtime: Runtime, subscription_id: UUID) -> Subscription:
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Read a subscription",
-    opt={"problems": (404,)},
+    opt={"problems": (401, 403, 404), "scope": "subscribe"},
 )
 async def read_subscription(
     runtime: NamedDependency[Runtime], subscription_id: FromPath[UUID]
@@ -159,7 +164,7 @@ async def read_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Pause or resume a subscription",
-    opt={"body": SubscriptionChange, "problems": PROBLEMS},
+    opt={"body": SubscriptionChange, "problems": PROBLEMS, "scope": "subscribe"},
 )
 async def change_subscription(
     request: Request[Any, Any, Any],
@@ -182,7 +187,7 @@ async def change_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Delete a subscription",
-    opt={"problems": (404,)},
+    opt={"problems": (401, 403, 404), "scope": "subscribe"},
 )
 async def delete_subscription(
     runtime: NamedDependency[Runtime], subscription_id: FromPath[UUID]
@@ -199,7 +204,7 @@ async def delete_subscription(
     "/v1/subscriptions/{subscription_id:uuid}/deliveries",
     tags=["subscriptions"],
     summary="A subscription's delivery attempts",
-    opt={"problems": (404, 422)},
+    opt={"problems": (401, 403, 404, 422), "scope": "subscribe"},
 )
 async def list_deliveries(
     runtime: NamedDependency[Runtime],
