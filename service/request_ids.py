@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Final
 
 from litestar.enums import ScopeType
@@ -28,6 +29,15 @@ def _given(scope: Scope) -> str | None:
     return None
 
 
+_counter = itertools.count(1)
+_PROCESS: Final = os.urandom(6).hex()
+
+
+def _new_id() -> str:
+    # Unique without a random draw per request: a random process part and a counter.
+    return f"{_PROCESS}{next(_counter):012x}"
+
+
 def middleware(app: ASGIApp) -> ASGIApp:
     """Give every HTTP request an id, answer it as X-Request-ID, log the request as JSON."""
 
@@ -35,7 +45,7 @@ def middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        rid = _given(scope) or uuid.uuid4().hex
+        rid = _given(scope) or _new_id()
         scope["legation_request_id"] = rid  # type: ignore[typeddict-unknown-key]
         started, status = time.perf_counter(), 500
 
