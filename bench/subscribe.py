@@ -104,7 +104,12 @@ def legation(dsn: str, log: Path) -> Iterator[Server]:
     """`legation serve` on a free port with a raised open-file limit; SIGTERMed on exit."""
     port = free_port()
     argv = [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port)]
-    env = {**os.environ, "DATABASE_URL": dsn, "LEGATION_WEBHOOK_ALLOW_PRIVATE": "true"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "LEGATION_WEBHOOK_ALLOW_PRIVATE": "true",
+        "LEGATION_RATE_LIMIT": "0",
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_raise_nofile

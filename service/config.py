@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_wait_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
     webhook_retry_scale: float = 1.0
+    rate_limit: float = 0.0  # requests a second per key or client; 0 turns limits off
+    rate_burst: int = 100
     pool_min_size: int = 2
     pool_max_size: int = 10
 
@@ -96,5 +98,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             "LEGATION_SSE_HEARTBEAT_SECONDS", env.get("LEGATION_SSE_HEARTBEAT_SECONDS", "15")
         ),
         webhook_retry_scale=_scale(env.get("LEGATION_WEBHOOK_RETRY_SCALE", "1")),
+        rate_limit=_number("LEGATION_RATE_LIMIT", env.get("LEGATION_RATE_LIMIT", "50"), 0, 100_000),
+        rate_burst=_number(
+            "LEGATION_RATE_BURST", env.get("LEGATION_RATE_BURST", "200"), 1, 1_000_000
+        ),
         pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
     )

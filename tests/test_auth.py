@@ -129,3 +129,28 @@ async def test_unknown_scopes_are_refused(scopes: str) -> None:
 
     with pytest.raises(InvalidKeyRequest):
         parse_scopes(scopes)
+
+
+async def test_callers_past_their_rate_get_429_with_retry_after(dsn: str) -> None:
+    app = create_app(Settings(database_url=dsn, rate_limit=1, rate_burst=3))
+    async with AsyncTestClient(app=app) as client:
+        statuses = [(await client.get("/v1/events")).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        limited = await client.get("/v1/events")
+        assert limited.headers["retry-after"] == "1"
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert limited.json()["status"] == 429
+        # Sending a key does not lift the client's limit; health checks are never limited.
+        keyed = await client.get("/v1/events", headers={"Authorization": "Bearer lg_x"})
+        assert keyed.status_code == 429
+        assert (await client.get("/health")).status_code == 200
+        await asyncio.sleep(1.1)
+        assert (await client.get("/v1/events")).status_code == 200
+
+
+def test_the_rate_limit_is_on_by_default() -> None:
+    from service.config import settings_from_env
+
+    settings = settings_from_env({})
+    assert (settings.rate_limit, settings.rate_burst) == (50, 200)
+    assert settings_from_env({"LEGATION_RATE_LIMIT": "0"}).rate_limit == 0
