@@ -28,6 +28,7 @@ from bench.common import (
     INSERT_EVENT,
     Row,
     free_port,
+    legation_argv,
     merge_results,
     percentile,
     print_table,
@@ -123,17 +124,13 @@ def _minimal_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "bench.baseline_app", "--port", str(port)]
 
 
-def _legation_argv(port: int) -> list[str]:
-    return [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port)]
-
-
 def measure(seconds: float, generator: str) -> list[Row]:
     """Every row of the table, each server started and stopped in turn."""
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
         run = Run(dsn, seconds, generator, Path(tmp))
         raw = raw_rows(dsn, seconds)
         minimal = http_rows(run, "litestar_minimal_post", _minimal_argv, "/events")
-        real = http_rows(run, "http_post_incident", _legation_argv, "/v1/incidents")
+        real = http_rows(run, "http_post_incident", legation_argv, "/v1/incidents")
     return raw + minimal + _against(real, minimal)
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -196,3 +197,8 @@ def merge_results(rows: Sequence[Row], path: Path = RESULTS) -> None:
             "ratio": None if row.ratio is None else round(row.ratio, 3),
         }
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def legation_argv(port: int, *extra: str) -> list[str]:
+    """The command line of `legation serve` from this venv on `port`."""
+    return [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port), *extra]

@@ -28,6 +28,7 @@ from bench.common import (
     EVENTS_TABLE,
     Row,
     free_port,
+    legation_argv,
     merge_results,
     percentile,
     print_table,
@@ -129,16 +130,12 @@ def _post_for(client: httpx.Client, seconds: float) -> tuple[list[float], float]
     return latencies, time.monotonic() - started
 
 
-def _legation_argv(port: int) -> list[str]:
-    return [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port)]
-
-
 def http_row(dsn: str, seconds: float, logs: Path) -> Row:
     """Batches from one keep-alive client to a real server; events/s and p99 per batch."""
     port = free_port()
     headers = {"Content-Type": "application/x-ndjson", **AUTH}
     with (
-        server(_legation_argv(port), dsn, port, logs / "legation.log") as base,
+        server(legation_argv(port), dsn, port, logs / "legation.log") as base,
         httpx.Client(base_url=base, headers=headers, timeout=30) as client,
     ):
         _check_once(client)

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from bench import load, synthetic_log
-from bench.common import Row, free_port, merge_results, print_table, scratch_database, server
+from bench.common import (
+    Row,
+    free_port,
+    legation_argv,
+    merge_results,
+    print_table,
+    scratch_database,
+    server,
+)
 from service.database import connect, migrate
 from service.rebuild import rebuild
 
@@ -78,8 +86,7 @@ def _minimal_argv(port: int) -> list[str]:
 
 
 def _legation_argv(port: int) -> list[str]:
-    legation = str(Path(sys.executable).parent / "legation")
-    return [legation, "serve", "--port", str(port), "--demo"]
+    return legation_argv(port, "--demo")
 
 
 MINIMAL = Target("litestar_minimal_get", _minimal_argv, "/minimal", b'"code":"RU"')
