@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ import msgspec
 from service.demo import DEMO_FILE, load_demo
 from service.imports import import_file
 from tests.factories import expulsion, sanctions_round, territorial_control
-
-LEGATION = Path(sys.executable).parent / "legation"
+from tests.servers import LEGATION
 
 
 def write(path: Path, *bodies: Any) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,8 +13,8 @@ from service.demo import load_demo
 from service.projector import checkpoint, project_batch
 from service.rebuild import rebuild
 from tests.factories import expulsion, territorial_control
+from tests.servers import LEGATION
 
-LEGATION = Path(sys.executable).parent / "legation"
 TABLES = {
     "incidents": "SELECT * FROM incidents ORDER BY id",
     "incident_versions": "SELECT * FROM incident_versions ORDER BY incident_id, valid_from",

@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.factories import expulsion
-
-LEGATION = Path(sys.executable).parent / "legation"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_serving(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "legation serve exited early"
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("legation serve did not become ready within 60 s")
+from tests.servers import LEGATION, free_port, wait_until_serving
 
 
 def test_serve_without_database_url_runs_an_embedded_postgresql(data_dir: Path) -> None:

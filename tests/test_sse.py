@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,34 +13,14 @@ import msgspec
 import pytest
 
 from tests.factories import expulsion
-from tests.test_serve import free_port
-
-LEGATION = Path(sys.executable).parent / "legation"
+from tests.servers import serving
 
 
 @pytest.fixture
 def server(dsn: str, admin_key: str) -> Iterator[str]:
     KEYS[0] = admin_key
-    port = free_port()
-    env = os.environ | {
-        "DATABASE_URL": dsn,
-        "LEGATION_PORT": str(port),
-        "LEGATION_SSE_HEARTBEAT_SECONDS": "0.3",
-    }
-    process = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(dsn, sse_heartbeat_seconds="0.3") as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 class Frame(msgspec.Struct):
