@@ -21,6 +21,7 @@ from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
 from service.routes import events, health, incidents, standings, stream, subscriptions
 from service.routes.batch import batch_route
+from service.routes.options import allow_handlers
 from service.runtime import Runtime, provide_runtime
 from service.webhooks import Deliverer
 
@@ -71,16 +72,18 @@ def create_app(settings: Settings) -> Litestar:
             await appends.stop()
             await pool.close()
 
+    handlers = [
+        *incidents.ROUTES,
+        batch_route(settings.max_batch_bytes),
+        *stream.ROUTES,
+        *subscriptions.ROUTES,
+        *events.ROUTES,
+        *standings.ROUTES,
+        *health.ROUTES,
+    ]
     app = Litestar(
-        route_handlers=[
-            *incidents.ROUTES,
-            batch_route(settings.max_batch_bytes),
-            *stream.ROUTES,
-            *subscriptions.ROUTES,
-            *events.ROUTES,
-            *standings.ROUTES,
-            *health.ROUTES,
-        ],
+        # The OPTIONS answers come first so that Litestar does not make its own.
+        route_handlers=[*allow_handlers(handlers), *handlers],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

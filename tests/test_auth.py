@@ -18,6 +18,7 @@ from service.keys import revoke_key
 from tests.conftest import make_key
 
 STREAMING = "/v1/events/stream"
+INCIDENT, SUBSCRIPTION = uuid.uuid4(), uuid.uuid4()
 
 
 def routes(app: Litestar) -> list[tuple[str, str, str]]:
@@ -32,8 +33,8 @@ def routes(app: Litestar) -> list[tuple[str, str, str]]:
             scope = handler.opt.get("scope")
             assert scope in ROUTE_SCOPES, f"{route.path} has no auth decision"
             path = (
-                route.path_format.replace("{incident_id}", str(uuid.uuid4()))
-                .replace("{subscription_id}", str(uuid.uuid4()))
+                route.path_format.replace("{incident_id}", str(INCIDENT))
+                .replace("{subscription_id}", str(SUBSCRIPTION))
                 .replace("{code}", "RU")
                 .replace("{counterpart}", "EU")
             )
