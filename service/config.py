@@ -94,6 +94,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             1024,
             1 << 30,
         ),
+        read_wait_seconds=_seconds(
+            "LEGATION_READ_WAIT_SECONDS", env.get("LEGATION_READ_WAIT_SECONDS", "5")
+        ),
         sse_heartbeat_seconds=_seconds(
             "LEGATION_SSE_HEARTBEAT_SECONDS", env.get("LEGATION_SSE_HEARTBEAT_SECONDS", "15")
         ),

@@ -14,13 +14,13 @@ MinPosition = Annotated[
         ge=0,
         le=2**62,
         description="Answer only once the read models include this log position "
-        "(waits up to 5 s, then 503 with Retry-After).",
+        "(waits up to LEGATION_READ_WAIT_SECONDS, 5 s by default, then 503 with Retry-After).",
     ),
 ]
 
 
 async def await_position(runtime: Runtime, min_position: int | None) -> None:
-    """Return once the read models include `min_position`; 503 after the wait (5 s)."""
+    """Return once the read models include `min_position`; 503 after the configured wait."""
     if min_position is None:
         return
     if not await runtime.projector.caught_up(min_position, runtime.settings.read_wait_seconds):
