@@ -27,6 +27,11 @@ NAMES: Final = {**_country_names(), **ORGANISATIONS}
 _ALIASES: Final = _aliases()
 
 
+def country_codes() -> list[str]:
+    """Every ISO 3166-1 code, alpha-2 and alpha-3."""
+    return [code for code in _ALIASES if code not in ORGANISATIONS]
+
+
 def actor_code(value: str) -> str | None:
     """The canonical code (upper-case alpha-2, or EU/NATO/UN) for `value`, or None."""
     return _ALIASES.get(value.strip().upper())

@@ -2,10 +2,12 @@
 
 import re
 
-from service.problems import Problem
+from service.problems import FieldError, InvalidInput
 
 POSITION = "Legation-Position"
 _ENTITY_TAG = re.compile(r'^(W/)?"([^"]*)"$')
+# What If-Match may hold (`*` or a list of entity tags), for the OpenAPI document.
+IF_MATCH = r'^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$'
 
 
 def etag(version: int) -> str:
@@ -25,7 +27,9 @@ def if_match_versions(header: str | None) -> frozenset[int] | None:
     for tag in header.split(","):
         match = _ENTITY_TAG.match(tag.strip())
         if match is None:
-            raise Problem('If-Match must list ETags such as "3", as returned in the ETag header')
+            message = 'must list ETags such as "3", as returned in the ETag header'
+            error = FieldError(field="If-Match", message=message)
+            raise InvalidInput(f"If-Match {message}", errors=[error])
         weak, opaque = match.groups()
         if not weak and opaque.isdigit() and len(opaque) <= 9:
             versions.add(int(opaque))

@@ -5,6 +5,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -162,7 +163,33 @@ def _title(status: int) -> str:
         return "Error"
 
 
+# The database went away (restart, failover, pg_terminate_backend, too many connections):
+# the request may be retried, with its Idempotency-Key if it wrote.
+DATABASE_OUTAGES = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    OSError,
+)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_OUTAGES):
+        return True
+    # asyncpg reports a connection closed under a query as an InterfaceError, and one
+    # whose server ended it while it sat idle in the pool (the FATAL read, the end of the
+    # socket not yet) as an InternalClientError before sending anything (asyncpg#1069).
+    message = str(exc)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return "another operation" in message
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in message
+
+
 def _on_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+    if _is_outage(exc):
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        detail = "The database is not reachable at the moment; retry shortly."
+        return problem_response(Unavailable(detail, headers={"Retry-After": "1"}))
     # Never echo the exception: it may carry SQL or internals.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem("The server failed to answer this request; it has been logged.")

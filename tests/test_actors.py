@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pycountry
 import pytest
 
 from service.actors import actor_code, actor_name, country_code, place_key, region_code
@@ -41,3 +45,15 @@ def test_a_place_is_keyed_by_geonames_id_else_country_and_normalised_name() -> N
     assert place_key("UA", "  Kreminna ", None) == place_key("UA", "kreminna", None)
     assert place_key("UA", "Kramatorśk", None) == place_key("UA", "KRAMATORSK", None)
     assert place_key("UA", "Kreminna", None) != place_key("RU", "Kreminna", None)
+
+
+def test_the_documented_codes_are_exactly_what_the_server_accepts() -> None:
+    document = json.loads((Path(__file__).parent.parent / "openapi.json").read_text())
+    actors = document["components"]["schemas"]["ActorCode"]["enum"]
+    countries = document["components"]["schemas"]["CountryCode"]["enum"]
+    assert {"RU", "RUS", "UA", "UKR", "EU", "NATO", "UN"} <= set(actors)
+    assert all(actor_code(code) is not None for code in actors)
+    assert all(country_code(code) is not None for code in countries)
+    assert set(actors) - set(countries) == {"EU", "NATO", "UN"}
+    # Every code the server accepts is documented (alpha-2 and alpha-3, upper case).
+    assert len(countries) == 2 * len(pycountry.countries)

@@ -208,14 +208,15 @@ async def test_correcting_an_unknown_incident_is_404(client: Client) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_a_malformed_if_match_is_400(client: Client) -> None:
+async def test_a_malformed_if_match_is_422(client: Client) -> None:
     incident = await _reported(client)
     response = await client.post(
         f"/v1/incidents/{incident['id']}/corrections",
         json={"changes": {"count": 2}},
         headers={"If-Match": "version one"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert "If-Match" in response.text
 
 
 async def test_reading_with_a_matching_etag_is_304(client: Client) -> None:

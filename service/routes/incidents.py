@@ -67,7 +67,11 @@ IdempotencyKey = Annotated[
 ]
 IfMatch = Annotated[
     str | None,
-    HeaderParameter(name="If-Match", max_length=64, description='The ETag read, e.g. "3"'),
+    HeaderParameter(
+        name="If-Match",
+        max_length=64,
+        description='The ETag read, e.g. "3" (or a list of them, or *)',
+    ),
 ]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
 WRITE_PROBLEMS = (400, 401, 403, 404, 409, 412, 413, 415, 422)
@@ -126,7 +130,6 @@ async def load(
     summary="Report an incident",
     opt={
         "body": Report,
-        "body_name": "IncidentReport",
         "problems": (400, 401, 403, 409, 413, 415, 422),
         "scope": "write",
     },

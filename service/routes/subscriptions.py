@@ -20,7 +20,9 @@ from service.ssrf import check_url
 from service.store import head_position
 from service.webhooks import new_secret
 
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
+Url = Annotated[
+    str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+")
+]
 Names = Annotated[list[str], msgspec.Meta(max_length=20)]
 PROBLEMS = (400, 401, 403, 404, 413, 415, 422)
 
