@@ -34,6 +34,8 @@ contracts: $(STAMP)
 	$(BIN)/python -m service.contracts
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "installing wrk, the HTTP load generator of bench/"; \
+		apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk >/dev/null; }
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:

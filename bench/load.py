@@ -1,6 +1,6 @@
 """HTTP load: wrk when it is on PATH, else a small keep-alive asyncio client (POST only).
 
-GETs are loaded by wrk alone (`wrk_get`).
+GETs are loaded by wrk alone (`wrk_get`, and `wrk_pages` for paging the log).
 """
 
 from __future__ import annotations
@@ -83,10 +83,14 @@ def _wrk_argv(connections: int, seconds: float) -> list[str]:
 
 
 def _wrk(post: Post, connections: int, seconds: float) -> Outcome:
+    return _wrk_script(_lua(post), post.url, connections, seconds)
+
+
+def _wrk_script(lua: str, url: str, connections: int, seconds: float) -> Outcome:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(_lua(post))
+        script.write(lua)
         script.flush()
-        argv = [*_wrk_argv(connections, seconds), "-s", script.name, post.url]
+        argv = [*_wrk_argv(connections, seconds), "-s", script.name, url]
         output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return _parse_wrk(output)
 
@@ -96,6 +100,34 @@ def wrk_get(url: str, connections: int, seconds: float) -> Outcome:
     argv = [*_wrk_argv(connections, seconds), url]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return _parse_wrk(output)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """`url`?after=...&limit=`limit` over a log of `pages` full pages."""
+
+    url: str
+    pages: int
+    limit: int
+
+
+def _pages_lua(pages: Pages) -> str:
+    # Each request asks for the page after the previous one and wraps at the end,
+    # so the connections together sweep the log as a reader catching up would.
+    # `wrk.path` is the path of the URL wrk was given.
+    return (
+        "local page = -1\n"
+        "request = function()\n"
+        f"  page = (page + 1) % {pages.pages}\n"
+        f'  local query = "?after=" .. page * {pages.limit} .. "&limit={pages.limit}"\n'
+        "  return wrk.format(nil, wrk.path .. query)\n"
+        "end\n"
+    )
+
+
+def wrk_pages(pages: Pages, connections: int, seconds: float) -> Outcome:
+    """Requests/s and p99 of wrk GETting the pages of `pages` in turn, back to back."""
+    return _wrk_script(_pages_lua(pages), pages.url, connections, seconds)
 
 
 def _parse_wrk(output: str) -> Outcome:
