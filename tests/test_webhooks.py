@@ -117,7 +117,7 @@ async def test_a_failing_receiver_gets_the_same_id_until_it_acknowledges(
     url = f"/v1/subscriptions/{subscription['id']}/deliveries"
     # The receiver has the fourth request before the deliverer records its answer.
     async with asyncio.timeout(10):
-        while len(deliveries := (await hooks.get(url)).json()["items"]) < 4:
+        while len(deliveries := (await hooks.get(url)).json()["items"]) < 4:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     assert [(d["position"], d["attempt"], d["status_code"]) for d in reversed(deliveries)] == [
         (1, 1, 500),
