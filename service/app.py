@@ -2,16 +2,15 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
-from service import rate_limits, request_ids
 from service.auth import authorize
 from service.config import Settings
 from service.database import create_pool, head_revisions
+from service.edge import Edge
 from service.fanout import Fanout
 from service.feed import Doorbell
 from service.group_commit import GroupCommit
@@ -24,13 +23,6 @@ from service.routes.batch import batch_route
 from service.routes.options import allow_handlers
 from service.runtime import Runtime, provide_runtime
 from service.webhooks import Deliverer
-
-
-def rate_limited(settings: Settings) -> list[Any]:
-    """The rate-limit middleware, when a limit is set."""
-    if settings.rate_limit <= 0:
-        return []
-    return [rate_limits.middleware(rate_limits.Buckets(settings.rate_limit, settings.rate_burst))]
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -87,11 +79,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            request_ids.middleware,
-            metrics.middleware,
-            *rate_limited(settings),
-        ],
+        middleware=[Edge(settings, metrics)],
         guards=[authorize],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,

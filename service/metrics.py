@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Final
-
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -38,30 +34,6 @@ class Metrics:
     def count_appended(self, events: int) -> None:
         """Count events this process appended (retries of stored ones excluded)."""
         self.appended += events
-
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        """ASGI middleware counting each HTTP request by route template, method and status."""
-
-        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            started, status = time.perf_counter(), 500
-
-            async def remember(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, remember)
-            finally:
-                route = str(scope.get("path_template") or "unmatched")
-                self.requests[(route, str(scope.get("method", "")), status)] += 1
-                self.latency[route].observe(time.perf_counter() - started)
-
-        return measured
 
 
 def _labels(**labels: object) -> str:

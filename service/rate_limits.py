@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import time
-from collections.abc import Callable
 
 import msgspec
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import Scope
 
 from service.problems import Problem
 
@@ -44,7 +41,8 @@ class Buckets:
         return (1 - tokens) / self.rate
 
 
-def _callers(scope: Scope) -> list[str]:
+def callers(scope: Scope) -> list[str]:
+    """Whose buckets a request draws from: its client address and its key, if any."""
     # The client address always counts (changing keys must not lift the limit); a key
     # also has its own bucket, shared by every address it is used from.
     client = scope.get("client")
@@ -53,35 +51,3 @@ def _callers(scope: Scope) -> list[str]:
         if name == b"authorization":
             callers.append("key:" + hashlib.sha256(value).hexdigest()[:24])
     return callers
-
-
-def middleware(buckets: Buckets) -> Callable[[ASGIApp], ASGIApp]:
-    """ASGI middleware (factory) refusing callers past their rate with 429 and Retry-After."""
-
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
-                await app(scope, receive, send)
-                return
-            wait = max(buckets.wait(caller) for caller in _callers(scope))
-            if wait == 0.0:
-                await app(scope, receive, send)
-                return
-            problem = TooManyRequests(f"slow down: retry in {math.ceil(wait)} s")
-            body = _encoder.encode(problem.body())
-            headers: list[tuple[bytes, bytes]] = [
-                (b"content-type", b"application/problem+json"),
-                (b"retry-after", str(math.ceil(wait)).encode()),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            start: HTTPResponseStartEvent = {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": headers,
-            }
-            await send(start)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-
-        return limited
-
-    return wrap

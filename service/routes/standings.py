@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _place_decoder = msgspec.json.Decoder(Place)
-PROBLEMS = {"problems": (422, 503), "scope": "read"}
+# "remember": service/edge.py answers a repeated live URL from memory at the same position.
+PROBLEMS = {"problems": (422, 503), "scope": "read", "remember": True}
 
 AsOf = Annotated[
     date | None,
