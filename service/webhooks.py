@@ -107,6 +107,13 @@ class Outcome(msgspec.Struct, frozen=True):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+# One round trip, outside any transaction: most doorbell rings find nothing due.
+ANY_DUE = """
+SELECT EXISTS (
+  SELECT 1 FROM subscriptions
+   WHERE active AND next_attempt_at <= now()
+     AND position < (SELECT coalesce(max(position), 0) FROM events))
+"""
 DUE = """
 SELECT id, url, secret, types, countries, position, attempt, failing_since
   FROM subscriptions
@@ -125,13 +132,15 @@ class Deliverer:
         # No redirects, no proxies from the environment: only the pinned address.
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = asyncio.Event()
         self.delivered = 0
         self.failed = 0
 
     def start(self, workers: int = WORKERS) -> None:
         """Start delivering in the background: several subscriptions at once."""
         self._tasks = [
-            asyncio.create_task(self._run(), name=f"legation-webhooks-{n}") for n in range(workers)
+            asyncio.create_task(self._run(scout=n == 0), name=f"legation-webhooks-{n}")
+            for n in range(workers)
         ]
 
     async def stop(self) -> None:
@@ -141,17 +150,26 @@ class Deliverer:
         self._tasks = []
         await self._client.aclose()
 
-    async def _run(self) -> None:
+    async def _run(self, scout: bool) -> None:
+        # Only the scout answers the doorbell; the others join in while it finds work,
+        # so an append costs one look at the subscriptions, not one per worker.
         while True:
             try:
                 if await self.deliver_one():
+                    self._busy.set()
                     continue
             except Exception:  # keep delivering; the subscription's row is unchanged
                 log.exception("webhook delivery failed")
-            await self._doorbell.wait(min(1.0, BACKOFF[0] * self._settings.webhook_retry_scale))
+            if scout:
+                await self._doorbell.wait(min(1.0, BACKOFF[0] * self._settings.webhook_retry_scale))
+            else:
+                self._busy.clear()
+                await self._busy.wait()
 
     async def deliver_one(self) -> bool:
         """Deliver the next event of one due subscription; False when none is due."""
+        if not await self._pool.fetchval(ANY_DUE):
+            return False
         async with self._pool.acquire() as conn, conn.transaction():
             head = await head_position(conn)
             row = await conn.fetchrow(DUE, head)
