@@ -1,7 +1,8 @@
 """Fan-out of the live log: read new events once per wake-up, hand them to every subscriber.
 
-Each subscriber has a bounded queue; one that falls behind it is marked and catches up
-from the database on its own, so a slow client never slows the others down.
+A subscriber whose client keeps up gets its messages from the fan-out directly; one
+that does not has its batches kept, up to a bound past which it is marked behind and
+catches up from the database on its own, so a slow client never slows the others down.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -26,6 +28,7 @@ log = logging.getLogger("legation.fanout")
 POLL_INTERVAL: Final = 1.0
 PAGE: Final = 1000
 QUEUE_BATCHES: Final = 256
+HEARTBEAT: Final = b": heartbeat\n\n"
 
 READ = """
 SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at,
@@ -70,21 +73,121 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
     return live
 
 
+class Batch:
+    """Events fanned out together, with their SSE messages joined once for every subscriber."""
+
+    __slots__ = ("chunk", "events", "first", "last")
+
+    def __init__(self, events: list[LiveEvent]) -> None:
+        self.events = events
+        self.chunk = b"".join(live.frame for live in events)
+        self.first, self.last = events[0].event.position, events[-1].event.position
+
+
 class Subscription:
-    """One subscriber's bounded queue of event batches."""
+    """A subscriber: where it is in the log, what it wants, and how its messages leave.
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[list[LiveEvent]] = asyncio.Queue(QUEUE_BATCHES)
+    While `direct` is set the fan-out hands it the subscriber's messages itself: at a
+    thousand subscribers, waking a task per subscriber per event cost more than the
+    sends. Otherwise the batches are kept for the subscriber's own task; past
+    QUEUE_BATCHES it is behind and catches up from the database on its own.
+    """
+
+    def __init__(self, after: int, filters: LogFilter, heartbeat: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.scanned, self._filters = after, filters
+        self._everything = not (filters.types or filters.countries)
+        self._kept: list[Batch] = []
         self.behind = False
+        self.direct: Callable[[bytes], None] | None = None
+        self._heartbeat, self._due = heartbeat, self._loop.time() + heartbeat
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer = self._loop.call_at(self._due, self._on_timer)
 
-    def offer(self, batch: list[LiveEvent]) -> None:
-        """Queue a batch, or mark the subscriber behind when its queue is full."""
+    def offer(self, batch: Batch) -> None:
+        """Hand the batch's messages to `direct`, or keep the batch for the subscriber."""
         if self.behind:
             return
-        try:
-            self.queue.put_nowait(batch)
-        except asyncio.QueueFull:
+        if self.direct is not None:
+            self._say(self.messages(batch))
+            return
+        if len(self._kept) < QUEUE_BATCHES:
+            self._kept.append(batch)
+        else:
             self.behind = True
+        self.wake()
+
+    def messages(self, batch: Batch) -> bytes:
+        """The batch's messages past `scanned` that the subscriber wants; moves `scanned`."""
+        if batch.last <= self.scanned:
+            return b""
+        if self._everything and batch.first > self.scanned:
+            chunk = batch.chunk
+        else:
+            chunk = b"".join(
+                live.frame
+                for live in batch.events
+                if live.event.position > self.scanned and matches(live, self._filters)
+            )
+        self.scanned = batch.last
+        return chunk
+
+    def kept(self) -> bytes:
+        """The messages of the kept batches, else a heartbeat when one is due, else b""."""
+        batches, self._kept = self._kept, []
+        chunk = b"".join([self.messages(batch) for batch in batches])
+        if not chunk and self._loop.time() >= self._due:
+            chunk = HEARTBEAT
+        if chunk:
+            self._due = self._loop.time() + self._heartbeat
+        return chunk
+
+    async def next(self) -> bytes:
+        """What to send next, once there is something; b"" when the subscriber is behind."""
+        while not self.behind:
+            chunk = self.kept()
+            if chunk:
+                return chunk
+            await self.wait()
+        return b""
+
+    async def wait(self) -> None:
+        """Until a batch is kept, the subscriber falls behind, a heartbeat is due or `wake()`."""
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        """End the subscriber's `wait()`."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def restart(self) -> None:
+        """Forget the kept batches: the subscriber reads the database from `scanned`."""
+        self.behind, self._kept = False, []
+
+    def close(self) -> None:
+        """Stop the heartbeat timer."""
+        self._timer.cancel()
+
+    def _say(self, chunk: bytes) -> None:
+        if chunk and self.direct is not None:
+            self._due = self._loop.time() + self._heartbeat
+            self.direct(chunk)
+
+    def _on_timer(self) -> None:
+        # Messages do not move the timer (one timer per message would cost more than
+        # the message); it moves itself.
+        now = self._loop.time()
+        if now >= self._due:
+            if self.direct is not None:
+                self._say(HEARTBEAT)
+            else:
+                self.wake()
+        due = self._due if self._due > now else now + self._heartbeat
+        self._timer = self._loop.call_at(due, self._on_timer)
 
 
 class Fanout:
@@ -113,14 +216,15 @@ class Fanout:
         return len(self._subscriptions)
 
     @contextlib.contextmanager
-    def subscribe(self) -> Any:
-        """A subscription for the duration of the `with` block."""
-        subscription = Subscription()
+    def subscribe(self, after: int, filters: LogFilter, heartbeat: float) -> Iterator[Subscription]:
+        """A subscription from `after` for the duration of the `with` block."""
+        subscription = Subscription(after, filters, heartbeat)
         self._subscriptions.add(subscription)
         try:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            subscription.close()
 
     async def _run(self) -> None:
         while True:
@@ -135,10 +239,11 @@ class Fanout:
     async def _deliver_new(self) -> None:
         while self._subscriptions:
             async with self._pool.acquire() as conn:
-                batch = await read_live(conn, self.head, PAGE)
-            if not batch:
+                events = await read_live(conn, self.head, PAGE)
+            if not events:
                 return
-            self.head = batch[-1].event.position
+            batch = Batch(events)
+            self.head = batch.last
             for subscription in list(self._subscriptions):
                 subscription.offer(batch)
         if not self._subscriptions:

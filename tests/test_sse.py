@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -196,3 +197,51 @@ async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
         await doorbell.stop()
     ids = [int(m.split(b"\n")[0].removeprefix(b"id: ")) for m in received if m.startswith(b"id:")]
     assert ids == [1, 2, 3, 4, 5]
+
+
+async def _open_raw_stream(base: str, after: int, receive_buffer: int | None = None) -> Any:
+    """A stream read through a bare socket, so the test decides when (and if) it reads."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=2**20)
+    writer.write(f"GET /v1/events/stream?after={after} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert b" 200 " in await reader.readline()
+    return reader, writer
+
+
+async def _positions(reader: asyncio.StreamReader, last: int) -> list[int]:
+    seen: list[int] = []
+    while not seen or seen[-1] < last:
+        line = await reader.readline()
+        assert line, f"the stream ended after {seen[-3:]}"
+        if line.startswith(b"id: "):
+            seen.append(int(line[4:]))
+    return seen
+
+
+async def test_a_client_that_stops_reading_holds_up_no_one_and_misses_nothing(
+    server: str,
+) -> None:
+    head = post(server)
+    fast, fast_writer = await _open_raw_stream(server, head)
+    slow, slow_writer = await _open_raw_stream(server, head, receive_buffer=2048)
+    # About 40 KB an event: a few hundred fill every socket buffer of the stalled client.
+    bulky = {
+        "summary": "s" * 3_900,
+        "sources": [{"outlet": "AFP", "url": "https://example.org/" + "u" * 2_000}] * 18,
+    }
+    last = head + 300  # nothing else writes to this test's database
+    reading = asyncio.create_task(_positions(fast, last))
+    for _ in range(300):
+        await asyncio.to_thread(post, server, **bulky)
+    async with asyncio.timeout(30):
+        # The reading client got every event while the other one read nothing ...
+        assert await reading == list(range(head + 1, last + 1))
+        # ... which, reading at last, gets them all too, in order, once each.
+        assert await _positions(slow, last) == list(range(head + 1, last + 1))
+    for writer in (fast_writer, slow_writer):
+        writer.close()
