@@ -25,6 +25,7 @@ from service.imports import count_lines, import_file
 from service.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
 from service.rebuild import log_head, rebuild
 
+GRACE_SECONDS = 10  # for requests in flight when SIGTERM comes
 log = logging.getLogger("legation")
 
 
@@ -62,7 +63,16 @@ def serve(settings: Settings, demo: bool) -> None:
         log.info("serving on http://%s:%d", settings.host, settings.port)
         # No per-request access log line: it costs more than some requests do.
         # log_config=None: uvicorn's records go through the JSON handler too.
-        uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            # An event stream never ends by itself: after this, SIGTERM closes it (clients
+            # resume with Last-Event-ID) and the server stops.
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
 
 
 def import_command(settings: Settings, path: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,8 +14,9 @@ import httpx
 import msgspec
 import pytest
 
+from service.cli import GRACE_SECONDS
 from tests.factories import expulsion
-from tests.servers import serving
+from tests.servers import serving, start
 
 
 @pytest.fixture
@@ -245,3 +247,13 @@ async def test_a_client_that_stops_reading_holds_up_no_one_and_misses_nothing(
         assert await _positions(slow, last) == list(range(head + 1, last + 1))
     for writer in (fast_writer, slow_writer):
         writer.close()
+
+
+async def test_sigterm_closes_open_streams_after_the_grace_period(dsn: str, admin_key: str) -> None:
+    base, process = start(dsn, {})
+    _, writer = await _open_raw_stream(base, 0)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, GRACE_SECONDS + 10) == 0
+    assert time.monotonic() - started < GRACE_SECONDS + 10
+    writer.close()
