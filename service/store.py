@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     Connection = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
 
 
-class AppendRequest(msgspec.Struct, frozen=True):
+# gc=False (here and below): immutable values that cannot form a cycle, made by
+# the thousand per batch; left untracked they do not bring on full collections.
+class AppendRequest(msgspec.Struct, frozen=True, gc=False):
     """Events for one stream, appended only if the stream is at `expected_version`.
 
     `expected_version` None accepts any version; 0 means the stream must not exist.
@@ -33,7 +35,7 @@ class AppendRequest(msgspec.Struct, frozen=True):
     events: tuple[NewEvent, ...]
 
 
-class Appended(msgspec.Struct, frozen=True):
+class Appended(msgspec.Struct, frozen=True, gc=False):
     """Where an append landed; `duplicate` when every event id was already stored."""
 
     stream: str
@@ -65,7 +67,8 @@ class EventIdReused(AppendRefused):
 
 # One row per event: its request's outcome, the stream's version before the
 # group, where a duplicate is stored, and the block appended events were
-# numbered from (in request and event order).
+# numbered from (in request and event order). _outcomes unpacks the columns
+# in this order.
 APPEND_SQL = """
 SELECT request, outcome, stream_version, found_position, found_version, found_at,
        first_position, appended_at
@@ -77,24 +80,20 @@ IN_TURN = APPEND_SQL.format(function="append_events_in_turn")
 
 def _columns(requests: Sequence[AppendRequest]) -> list[list[Any]]:
     """The group as the parallel arrays append_events takes, one element per event."""
-    columns: list[list[Any]] = [[] for _ in range(10)]
-    for index, request in enumerate(requests):
-        for event in request.events:
-            values = (
-                index,
-                request.stream,
-                request.expected_version,
-                event.id,
-                event.type,
-                event.schema_version,
-                event.occurred_on,
-                ",".join(event.countries),
-                event.data,
-                event.metadata,
-            )
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-    return columns
+    owners = [(index, request) for index, request in enumerate(requests) for _ in request.events]
+    events = [event for request in requests for event in request.events]
+    return [
+        [index for index, _ in owners],
+        [request.stream for _, request in owners],
+        [request.expected_version for _, request in owners],
+        [event.id for event in events],
+        [event.type for event in events],
+        [event.schema_version for event in events],
+        [event.occurred_on for event in events],
+        [",".join(event.countries) for event in events],
+        [event.data for event in events],
+        [event.metadata for event in events],
+    ]
 
 
 async def append_many(
@@ -117,15 +116,13 @@ def _outcomes(
     stored: list[list[tuple[int, int]]] = [[] for _ in requests]
     taken: dict[int, int] = {}  # appended events numbered from each block so far
     for row in rows:
-        request = row["request"]
+        request, outcome, version, found_position, found_version, _, first, _ = row
         heads.setdefault(request, row)
-        if row["outcome"] == "appended":
-            first = row["first_position"]
-            taken[first] = taken.get(first, 0) + 1
-            version = row["stream_version"] + len(stored[request]) + 1
-            stored[request].append((first + taken[first] - 1, version))
-        elif row["outcome"] == "duplicate":
-            stored[request].append((row["found_position"], row["found_version"]))
+        if outcome == "appended":
+            taken[first] = taken.get(first, -1) + 1
+            stored[request].append((first + taken[first], version + len(stored[request]) + 1))
+        elif outcome == "duplicate":
+            stored[request].append((found_position, found_version))
     return [_outcome(request, heads[i], stored[i]) for i, request in enumerate(requests)]
 
 
@@ -139,10 +136,11 @@ def _outcome(
     if outcome == "id_conflict":
         return EventIdReused(request.stream, version)
     duplicate = outcome == "duplicate"
+    positions, versions = zip(*stored, strict=True) if stored else ((), ())
     return Appended(
         stream=request.stream,
-        positions=tuple(position for position, _ in stored),
-        versions=tuple(version for _, version in stored),
+        positions=positions,
+        versions=versions,
         recorded_at=row["found_at"] if duplicate else row["appended_at"],
         duplicate=duplicate,
     )

@@ -21,7 +21,7 @@ NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/ndjso
 _MAX_ERRORS = 100
 
 
-class BatchItem(msgspec.Struct, frozen=True):
+class BatchItem(msgspec.Struct, frozen=True, gc=False):  # one per line: left to refcounting
     """Where one line's incident is in the log (`duplicate`: it already was)."""
 
     line: int
