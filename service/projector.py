@@ -50,8 +50,12 @@ async def checkpoint(conn: Connection) -> int:
 async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
     """Fold events into every read model: each incident is evolved once per event."""
     # Keyed by stream name: parsing a UUID per event would cost more than the fold.
-    streams = {event.stream for event in events}
-    states = await incidents.load_states(conn, [incidents.incident_id(s) for s in streams])
+    # A stream that starts in this batch has nothing projected yet (rows and the
+    # checkpoint commit together), so only older streams are looked up.
+    opened = {event.stream for event in events if event.version == 1}
+    older = {event.stream for event in events} - opened
+    ids = [incidents.incident_id(stream) for stream in older]
+    states = await incidents.load_states(conn, ids) if ids else {}
     transitions: list[Transition] = []
     for event in events:
         key = event.stream
