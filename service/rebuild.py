@@ -1,23 +1,29 @@
 """`legation rebuild`: every read model folded again from position 0, then swapped in.
 
-The whole log is folded in memory with the projector's own code (evolve and the
-version changes) and written into fresh tables in a schema of their own. Then,
-in one transaction holding the projector's checkpoint row, what was appended
-meanwhile is projected into them and they are swapped in by renaming: a running
-projector waits, then carries on from the rebuilt checkpoint.
+The log up to its current head is folded with the projector's own code (evolve
+and the version changes). An incident's rows are final once its last event up
+to the head is folded, so they go out at once, by COPY into fresh tables in a
+schema of their own: the server stores rows while the fold makes the next ones,
+and memory holds only incidents with events still to come. The tables are
+indexed once full. Then what was appended meanwhile is projected into them and,
+in one transaction holding the projector's checkpoint row, they are swapped in
+by renaming: a running projector waits, then carries on from the rebuilt
+checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
+
+import msgspec
 
 from service.database import connect
+from service.events import RecordedEvent
 from service.incidents import IncidentState, evolve
-from service.projections import incidents, versions
+from service.projections import copy_binary, incidents, versions
 from service.projections.versions import Changes, Transition
 from service.projector import CHECKPOINT, project
 from service.store import head_position, read_all
@@ -25,39 +31,118 @@ from service.store import head_position, read_all
 if TYPE_CHECKING:
     import asyncpg
 
+    Connections = tuple[asyncpg.Connection[Any], ...]
+    Chunks = asyncio.Queue[bytes | None]  # rows in COPY's binary format; None ends them
+
 SHADOW: Final = "legation_rebuild"
 READ_MODELS: Final = ("incidents", "incident_versions")
 PAGE: Final = 10_000
+FOLD_PAGE: Final = 5_000
 RUNTIME_ROLE: Final = "legation_runtime"
+INDEX_MEMORY: Final = "256MB"
+COLUMNS: Final = (incidents.COLUMNS, versions.COLUMNS)  # of each read model, as COPY sends them
+
+# Which version of each stream is its last up to the head; a stream missing here
+# has one event. Up to there, each incident's rows are final and can be written.
+LAST_VERSIONS: Final = """
+SELECT stream, max(version) FROM events WHERE version > 1 AND position <= $1 GROUP BY stream
+"""
+# The fold reads no event's metadata (who appended it, in answer to what): it is
+# no part of any read model, and sending and decoding it costs a sixth of the read.
+FOLD_READ: Final = """
+SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at, data
+  FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
+"""
+NO_METADATA: Final = msgspec.Raw(b"{}")
 
 
 class Fold:
-    """Every incident and version row, folded in memory from the log."""
+    """The log up to a head folded with the projector's code, into COPY rows as each is final."""
 
-    def __init__(self) -> None:
-        self.states: dict[str, IncidentState] = {}  # by stream name: no UUID parsing
-        self.positions: dict[str, int] = {}
-        self.changes = Changes()
-        self.position = 0
+    def __init__(
+        self, head: int, last_versions: dict[str, int], on_progress: Callable[[int], None]
+    ) -> None:
+        self.head, self.position, self.on_progress = head, 0, on_progress
+        self._last_versions = last_versions
+        self._states: dict[str, IncidentState] = {}  # by stream name: no UUID parsing
+        self._changes = Changes()
+        self._incident_rows: list[bytes] = []
+        self._version_rows: list[bytes] = []
 
-    def apply(self, events: list[Any]) -> None:
+    def apply(self, events: list[RecordedEvent]) -> None:
         """Fold the next events of the log."""
-        no_stored_rows: dict[UUID, tuple[int, int]] = {}
+        states, last_versions, changes = self._states, self._last_versions, self._changes
+        no_stored_rows: dict[str, tuple[int, int]] = {}
         for event in events:
             key = event.stream
-            before = self.states.get(key)
-            self.states[key] = after = evolve(before, event)
-            self.positions[key] = event.position
-            self.changes.step(Transition(event, before, after), no_stored_rows)
+            before = states.pop(key, None)
+            after = evolve(before, event)
+            closed = changes.step(Transition(event, before, after), no_stored_rows)
+            if closed is not None:
+                self._version_rows.append(versions.copy_row(closed))
+            if event.version < last_versions.get(key, 1):
+                states[key] = after
+                continue
+            self._incident_rows.append(incidents.copy_row(after, event.position))
+            if (current := changes.opened.pop(key, None)) is not None:
+                self._version_rows.append(versions.copy_row(current))
+        changes.new_rows.clear()  # each row is written once final, not kept
         self.position = events[-1].position
 
+    def take_rows(self) -> tuple[bytes, bytes]:
+        """The incidents and incident_versions rows written since the last call."""
+        taken = b"".join(self._incident_rows), b"".join(self._version_rows)
+        self._incident_rows.clear()
+        self._version_rows.clear()
+        return taken
 
-async def _fold_until_caught_up(
-    conn: asyncpg.Connection[Any], fold: Fold, on_progress: Callable[[int], None]
+    @property
+    def unsettled(self) -> int:
+        """Incidents still waiting for events the head holds: none once the fold has read it."""
+        return len(self._states)
+
+
+async def _read(conn: asyncpg.Connection[Any], after: int, head: int) -> list[RecordedEvent]:
+    """The next page of events up to the head, as the fold reads them."""
+    rows = await conn.fetch(FOLD_READ, after, head, FOLD_PAGE)
+    return [
+        RecordedEvent(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), NO_METADATA
+        )
+        for r in rows
+    ]
+
+
+async def _fold_into(
+    conn: asyncpg.Connection[Any], fold: Fold, outlets: tuple[Chunks, Chunks]
 ) -> None:
-    while events := await read_all(conn, fold.position, PAGE):
-        fold.apply(events)
-        on_progress(fold.position)
+    """Fold the log up to the head, handing each page's rows to the tables' COPY."""
+    ahead = asyncio.create_task(_read(conn, fold.position, fold.head))
+    try:
+        while events := await ahead:
+            ahead = asyncio.create_task(_read(conn, events[-1].position, fold.head))
+            await asyncio.sleep(0)  # the next page's query goes out before the fold takes the CPU
+            fold.apply(events)
+            for outlet, rows in zip(outlets, fold.take_rows(), strict=True):
+                await outlet.put(rows)
+            fold.on_progress(fold.position)
+    finally:
+        ahead.cancel()
+    if fold.unsettled:
+        # Positions commit in order (DESIGN.md, invariant 2), so this means that broke.
+        raise RuntimeError(
+            f"the log up to position {fold.head} changed while it was folded:"
+            f" {fold.unsettled} incidents never reached their last event"
+        )
+    for outlet in outlets:
+        await outlet.put(None)
+
+
+async def _fold_to_head(conn: asyncpg.Connection[Any], on_progress: Callable[[int], None]) -> Fold:
+    """A fold of the log up to its current head (what comes later is caught up after)."""
+    head = await head_position(conn)
+    rows = await conn.fetch(LAST_VERSIONS, head)
+    return Fold(head, {row[0]: row[1] for row in rows}, on_progress)
 
 
 INDEXES = """
@@ -84,25 +169,53 @@ async def _create_shadow(conn: asyncpg.Connection[Any], table: str) -> list[str]
     return statements
 
 
-async def _load_shadow(
-    conns: tuple[asyncpg.Connection[Any], asyncpg.Connection[Any]], fold: Fold
-) -> None:
-    """Fresh tables in the shadow schema, filled and indexed (two tables, two connections)."""
+async def _load_shadow(conns: Connections, fold: Fold) -> None:
+    """Fresh tables in the shadow schema, filled as the log is folded, then indexed.
+
+    The first connection reads the log, the others each COPY one table: the
+    server parses and stores rows while the fold makes the next ones.
+    """
     await conns[0].execute(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE; CREATE SCHEMA {SHADOW}")
-    indexing = [await _create_shadow(conns[0], table) for table in READ_MODELS]
-    incident_rows = [incidents.record(state, fold.positions[k]) for k, state in fold.states.items()]
-    version_rows = [versions.record(row) for row in fold.changes.new_rows]
-    # Rows first, indexes after: building an index once beats updating it per row.
-    await asyncio.gather(
-        _fill(conns[0], "incidents", incident_rows, indexing[0]),
-        _fill(conns[1], "incident_versions", version_rows, indexing[1]),
-    )
+    outlets: tuple[Chunks, Chunks] = (asyncio.Queue(maxsize=2), asyncio.Queue(maxsize=2))
+    try:
+        # A failing COPY cancels the fold (which would wait on its outlet forever) and back.
+        async with asyncio.TaskGroup() as tasks:
+            for conn, table, columns, outlet in zip(
+                conns[1:], READ_MODELS, COLUMNS, outlets, strict=True
+            ):
+                tasks.create_task(_fill(conn, table, columns, outlet))
+            await _fold_into(conns[0], fold, outlets)
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 async def _fill(
-    conn: asyncpg.Connection[Any], table: str, rows: list[tuple[Any, ...]], indexing: list[str]
+    conn: asyncpg.Connection[Any], table: str, columns: tuple[str, ...], outlet: Chunks
 ) -> None:
-    await conn.copy_records_to_table(table, schema_name=SHADOW, records=rows)
+    """Create a shadow table, COPY the fold's rows into it, then index it."""
+
+    async def source() -> AsyncIterator[bytes]:
+        yield copy_binary.SIGNATURE
+        while (rows := await outlet.get()) is not None:
+            yield rows
+        yield copy_binary.TRAILER
+
+    async with conn.transaction():
+        indexing = await _create_shadow(conn, table)
+        # FREEZE (allowed: the table is new in this transaction) stores the rows as
+        # visible to every transaction at once, harmless as nothing reads these
+        # tables before the swap. It is cheaper, and the index builds set no hint bits.
+        await conn.copy_to_table(
+            table,
+            schema_name=SHADOW,
+            columns=columns,
+            source=source(),
+            format="binary",
+            freeze=True,
+        )
+    # Rows first, indexes after: building an index once beats updating it per row.
+    # A million rows outgrow the default 64MB of sort memory and would spill to disk.
+    await conn.execute(f"SET maintenance_work_mem = '{INDEX_MEMORY}'")
     for statement in indexing:
         await conn.execute(statement)
 
@@ -160,13 +273,12 @@ async def rebuild(dsn: str, on_progress: Callable[[int], None] = lambda position
     Folding and loading happen beside a running server, which keeps answering
     from the live tables; only the short catch-up and swap hold its projector.
     """
-    # The fold builds millions of objects that all stay alive: the cyclic
-    # collector would re-scan the growing heap again and again for nothing.
+    # The fold makes millions of objects, none in a cycle: the cyclic collector
+    # would scan the states alive at the time, again and again, for nothing.
     gc.disable()
-    conns = (await connect(dsn), await connect(dsn))
+    conns = tuple([await connect(dsn) for _ in range(1 + len(READ_MODELS))])
     try:
-        fold = Fold()
-        await _fold_until_caught_up(conns[0], fold, on_progress)
+        fold = await _fold_to_head(conns[0], on_progress)
         await _load_shadow(conns, fold)
         await _catch_up(conns[0], fold)
         async with conns[0].transaction():

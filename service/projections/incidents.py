@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 import msgspec
 
 from service.incidents import IncidentState, actors, stream_name
-from service.projections.versions import Transition
+from service.projections import copy_binary
+from service.projections.copy_binary import REPEATED
+from service.projections.versions import KIND_FIELDS, Transition
 
 if TYPE_CHECKING:
     from service.store import Connection
@@ -62,6 +65,30 @@ def record(state: IncidentState, position: int) -> tuple[Any, ...]:
         state.version,
         position,
         _encoder.encode(state),
+    )
+
+
+COLUMNS: Final = ("id", "kind", "status", "occurred_on", "actors", "version", "position", "state")
+# A row is mostly a few fixed-width fields: each run of them is one struct.pack.
+_ROW: Final = copy_binary.fields(len(COLUMNS)) + copy_binary.UUID_LENGTH
+_TAIL: Final = struct.Struct(">iiiqib").pack  # version, position, then the state's jsonb header
+
+
+def copy_row(state: IncidentState, position: int) -> bytes:
+    """The row `record` gives, in COPY's binary format."""
+    incident = state.incident
+    encoded = _encoder.encode(state)
+    return b"".join(
+        (
+            _ROW,
+            state.id.bytes,
+            KIND_FIELDS[type(incident)],
+            REPEATED[state.status],
+            REPEATED[incident.occurred_on],
+            REPEATED[actors(incident)],
+            _TAIL(4, state.version, 8, position, len(encoded) + 1, 1),
+            encoded,
+        )
     )
 
 

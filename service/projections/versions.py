@@ -7,6 +7,7 @@ as known at position N are then a plain aggregate over the rows current at N.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -14,8 +15,17 @@ from uuid import UUID
 import msgspec
 
 from service.actors import place_key
-from service.events import Expulsion, Incident, RecordedEvent, SanctionsRound, TerritorialControl
-from service.incidents import IncidentState, actors
+from service.events import (
+    INCIDENT_TYPES,
+    Expulsion,
+    Incident,
+    RecordedEvent,
+    SanctionsRound,
+    TerritorialControl,
+)
+from service.incidents import IncidentState, actors, stream_name
+from service.projections import copy_binary
+from service.projections.copy_binary import NULL, REPEATED
 
 if TYPE_CHECKING:
     from service.store import Connection
@@ -80,7 +90,8 @@ async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
     if not relevant:
         return
     touched = list({t.after.id for t in relevant})
-    current = {row[0]: (row[1], row[2]) for row in await conn.fetch(CURRENT, touched)}
+    rows = await conn.fetch(CURRENT, touched)
+    current = {stream_name(row[0]): (row[1], row[2]) for row in rows}
     changes = Changes()
     for transition in relevant:
         changes.step(transition, current)
@@ -95,30 +106,34 @@ class Changes:
     """The version rows a run of transitions closes and opens."""
 
     def __init__(self) -> None:
-        self.opened: dict[UUID, Version] = {}  # opened here and still current
+        # Keyed by stream name, whose hash Python keeps (a UUID's is recomputed each time).
+        self.opened: dict[str, Version] = {}  # opened here and still current
         self.closes: list[tuple[UUID, int, int]] = []  # (incident, valid_from, valid_to)
         self.new_rows: list[Version] = []
 
-    def step(self, transition: Transition, current: dict[UUID, tuple[int, int]]) -> None:
+    def step(self, transition: Transition, current: dict[str, tuple[int, int]]) -> Version | None:
         """Close the incident's current row (stored or opened here); open one if active.
 
-        `current` maps incidents to their stored current row (valid_from,
-        reported_position); rows closed here are taken out of it.
+        `current` maps streams to their incident's stored current row
+        (valid_from, reported_position); rows closed here are taken out of it.
+        Returns the row opened here that this closed, if any: no later step
+        changes it.
         """
         event, after = transition.event, transition.after
         if event.type not in STANDING_EVENTS:
-            return
-        key, reported_at = after.id, event.position
+            return None
+        key, reported_at, closed = event.stream, event.position, None
         if key in self.opened:
             closed = self.opened.pop(key)
             closed.valid_to, reported_at = event.position, closed.reported_position
         elif key in current:
             valid_from, reported_at = current.pop(key)
-            self.closes.append((key, valid_from, event.position))
+            self.closes.append((after.id, valid_from, event.position))
         if after.status == "active":
-            version = Version(key, event.position, None, reported_at, after.incident)
+            version = Version(after.id, event.position, None, reported_at, after.incident)
             self.opened[key] = version
             self.new_rows.append(version)
+        return closed
 
 
 def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]:
@@ -157,6 +172,50 @@ def record(row: Version) -> tuple[Any, ...]:
         list(actors(incident)),
         list(incident.responds_to),
         incident.summary,
+    )
+
+
+COLUMNS: Final = (
+    "incident_id", "valid_from", "valid_to", "reported_position", "kind", "occurred_on",
+    "initiator", "recipient", "count", "round", "place_key", "place", "actors", "responds_to",
+    "summary",
+)  # fmt: skip
+# A row is mostly a few fixed-width fields: each run of them is one struct.pack.
+_ROW: Final = copy_binary.fields(len(COLUMNS)) + copy_binary.UUID_LENGTH
+_OPEN: Final = struct.Struct(">iqiiq").pack  # valid_from, NULL valid_to, reported_position
+_CLOSED: Final = struct.Struct(">iqiqiq").pack  # valid_from, valid_to, reported_position
+KIND_FIELDS: Final = {
+    kind: copy_binary.text(str(kind.__struct_config__.tag)) for kind in INCIDENT_TYPES
+}
+_NO_REFERENCES: Final = copy_binary.uuids(())
+
+
+def copy_row(row: Version) -> bytes:
+    """The row `record` gives, in COPY's binary format."""
+    incident = row.incident
+    initiator, recipient, count, round_ = _roles(incident)
+    key, place = _place(incident)
+    if row.valid_to is None:
+        validity = _OPEN(8, row.valid_from, -1, 8, row.reported_position)
+    else:
+        validity = _CLOSED(8, row.valid_from, 8, row.valid_to, 8, row.reported_position)
+    return b"".join(
+        (
+            _ROW,
+            row.incident_id.bytes,
+            validity,
+            KIND_FIELDS[type(incident)],
+            REPEATED[incident.occurred_on],
+            REPEATED[initiator],
+            NULL if recipient is None else REPEATED[recipient],
+            NULL if count is None else copy_binary.int4(count),
+            NULL if round_ is None else copy_binary.int4(round_),
+            NULL if key is None else copy_binary.text(key),
+            NULL if place is None else copy_binary.jsonb(place),
+            REPEATED[actors(incident)],
+            copy_binary.uuids(incident.responds_to) if incident.responds_to else _NO_REFERENCES,
+            NULL if incident.summary is None else copy_binary.text(incident.summary),
+        )
     )
 
 
