@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar.testing import AsyncTestClient
 
+from service.routes.batch import CHUNK_LINES
 from tests.factories import expulsion, sanctions_round, territorial_control
 
 Client = AsyncTestClient[Any]
@@ -117,4 +118,56 @@ async def test_a_batch_must_be_ndjson_and_not_empty(client: Client) -> None:
     assert as_json.status_code == 415
     empty = await client.post("/v1/incidents:batch", content=b"\n\n", headers=NDJSON)
     assert empty.status_code == 422
+    assert await log_size(client) == 0
+
+
+# Batches longer than a chunk are appended a chunk at a time in one transaction.
+MANY = 2 * CHUNK_LINES + 7
+
+
+async def test_a_batch_of_several_chunks_appends_every_line_in_order(client: Client) -> None:
+    body = ndjson(*(expulsion(count=n) for n in range(1, MANY + 1)))
+    response = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    assert response.status_code == 201, response.text
+    items = response.json()["items"]
+    assert [item["position"] for item in items] == list(range(1, MANY + 1))
+    assert [item["line"] for item in items] == list(range(1, MANY + 1))
+    ledger = (await client.get("/v1/relations/RU/NL", params={"min_position": MANY})).json()
+    assert ledger["relation"]["expelled_foreign_diplomats"] == MANY * (MANY + 1) // 2
+
+
+async def test_a_bad_line_in_a_later_chunk_rolls_back_the_chunks_before_it(
+    client: Client,
+) -> None:
+    reports = [expulsion(count=n) for n in range(1, MANY + 1)]
+    reports[-1] = expulsion(count=-1)
+    reports[CHUNK_LINES + 3] = expulsion(expelled="XX")
+    body = ndjson(*reports)
+    response = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    assert response.status_code == 422
+    assert [error["line"] for error in response.json()["errors"]] == [CHUNK_LINES + 4, MANY]
+    assert await log_size(client) == 0
+
+
+async def test_a_clash_in_a_later_chunk_rolls_back_the_whole_batch(client: Client) -> None:
+    taken = str(uuid.uuid4())
+    await client.post("/v1/incidents", json=expulsion(id=taken))
+    reports = [expulsion(count=n) for n in range(1, MANY + 1)]
+    reports[CHUNK_LINES + 1] = expulsion(id=taken, count=99)
+    body = ndjson(*reports)
+    response = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith(f"line {CHUNK_LINES + 2}:")
+    assert await log_size(client) == 1
+
+
+async def test_an_id_repeated_across_chunks_is_422(client: Client) -> None:
+    same = str(uuid.uuid4())
+    reports = [expulsion(count=n) for n in range(1, MANY + 1)]
+    reports[0], reports[-1] = expulsion(id=same), expulsion(id=same, count=2)
+    response = await client.post("/v1/incidents:batch", content=ndjson(*reports), headers=NDJSON)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "id", "message": "repeats the incident id of line 1", "line": MANY}
+    ]
     assert await log_size(client) == 0
