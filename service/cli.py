@@ -1,4 +1,4 @@
-"""The `legation` command: serve, migrate, import, rebuild, keys."""
+"""The `legation` command: serve, project, migrate, import, rebuild, keys."""
 
 import argparse
 import asyncio
@@ -18,11 +18,13 @@ from rich.progress import MofNCompleteColumn, Progress
 from service import logs
 from service.app import create_app
 from service.config import InvalidSettings, Settings, settings_from_env
-from service.database import connect, migrate
+from service.database import connect, create_pool, migrate
 from service.demo import load_demo
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
+from service.feed import Doorbell
 from service.imports import count_lines, import_file
 from service.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
+from service.projector import Projector
 from service.rebuild import log_head, rebuild
 
 GRACE_SECONDS = 10  # for requests in flight when SIGTERM comes
@@ -73,6 +75,40 @@ def serve(settings: Settings, demo: bool) -> None:
             # resume with Last-Event-ID) and the server stops.
             timeout_graceful_shutdown=GRACE_SECONDS,
         )
+
+
+async def project(dsn: str) -> None:
+    """Keep the read models following the log until SIGTERM or SIGINT."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    pool = await create_pool(dsn, 1, 2)
+    doorbell = Doorbell(dsn)
+    projector = Projector(pool, dsn, doorbell)
+    doorbell.on_projected(projector.heard)
+    doorbell.start()
+    projector.start()
+    log.info("projecting the log into the read models (or standing by for whoever is)")
+    try:
+        await stopping.wait()
+    finally:
+        await projector.stop()
+        await doorbell.stop()
+        await pool.close()
+
+
+def project_command(settings: Settings) -> int:
+    """`legation project`: only on a database that `legation serve` processes share."""
+    if not settings.database_url:
+        print(
+            "legation: project needs DATABASE_URL, the database the serve processes use",
+            file=sys.stderr,
+        )
+        return 2
+    migrate(settings.database_url)
+    asyncio.run(project(settings.database_url))
+    return 0
 
 
 def import_command(settings: Settings, path: Path) -> int:
@@ -150,6 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--demo", action="store_true", help="load the example incidents")
     serve_cmd.add_argument("--host", help="bind address (default LEGATION_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (default LEGATION_PORT or 8000)")
+    commands.add_parser(
+        "project",
+        help="project the log into the read models in this process "
+        "(for serve processes with LEGATION_PROJECTOR=separate)",
+    )
     commands.add_parser("migrate", help="bring the database to the newest revision")
     import_cmd = commands.add_parser("import", help="append the reports of an NDJSON file")
     import_cmd.add_argument("file", type=Path, help="one JSON report per line")
@@ -178,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
             serve(msgspec.structs.replace(settings, **overrides), args.demo)
+        elif args.command == "project":
+            return project_command(settings)
         elif args.command == "migrate":
             with database(settings) as dsn:
                 migrate(dsn)

@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_burst: int = 100
     pool_min_size: int = 2
     pool_max_size: int = 10
+    projector: str = "inline"  # or "separate": a `legation project` process projects
 
 
 def _flag(name: str, value: str) -> bool:
@@ -58,6 +59,15 @@ def _seconds(name: str, value: str) -> float:
     if not 0.05 <= seconds <= 3600:
         raise InvalidSettings(f"{name} must be between 0.05 and 3600 seconds, not {seconds}")
     return seconds
+
+
+PROJECTORS = ("inline", "separate")
+
+
+def _projector(value: str) -> str:
+    if value not in PROJECTORS:
+        raise InvalidSettings(f"LEGATION_PROJECTOR must be inline or separate, not {value!r}")
+    return value
 
 
 def _scale(value: str) -> float:
@@ -106,4 +116,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             "LEGATION_RATE_BURST", env.get("LEGATION_RATE_BURST", "200"), 1, 1_000_000
         ),
         pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
+        projector=_projector(env.get("LEGATION_PROJECTOR", "inline").strip().lower()),
     )

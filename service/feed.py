@@ -2,12 +2,14 @@
 
 A notification only says "the log grew"; followers always re-read the table by
 position, and poll when no bell rings, so a lost notification only delays them.
+The same connection hears the projector announce each new checkpoint.
 """
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import asyncpg
 
@@ -15,6 +17,7 @@ from service.store import NOTIFY_CHANNEL
 
 log = logging.getLogger("legation.feed")
 RECONNECT_DELAY = 1.0
+PROJECTED_CHANNEL: Final = "legation_projected"
 
 
 class Signal:
@@ -53,6 +56,11 @@ class Doorbell:
         self._rung = Signal()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._projected: list[Callable[[int], None]] = []
+
+    def on_projected(self, callback: Callable[[int], None]) -> None:
+        """Call `callback` with each checkpoint the projector announces."""
+        self._projected.append(callback)
 
     def start(self) -> None:
         """Start listening (in the background)."""
@@ -71,6 +79,11 @@ class Doorbell:
         """Wait for the next ring, at most `within` seconds; whether it rang."""
         return await self._rung.wait(within)
 
+    def _announced(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        position = int(str(payload))
+        for callback in self._projected:
+            callback(position)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -86,6 +99,7 @@ class Doorbell:
         try:
             conn.add_termination_listener(lambda _: lost.set())
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.ring())
+            await conn.add_listener(PROJECTED_CHANNEL, self._announced)
             self.connected.set()
             # Appends may have committed while no one listened.
             self.ring()

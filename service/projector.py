@@ -2,8 +2,11 @@
 
 Each batch of events and the checkpoint after it are written in one transaction
 (a crash resumes from the checkpoint, with nothing counted twice). Of several
-server processes on one database only the holder of an advisory lock projects;
-the others stand by and take over when its session ends.
+processes on one database only the holder of an advisory lock projects; the
+others stand by and take over when its session ends. A process told not to
+project (`LEGATION_PROJECTOR=separate`, beside a `legation project` process)
+only follows the checkpoint. Each advance is announced on PROJECTED_CHANNEL, so
+processes that do not project learn the new position without polling.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import asyncpg
 
 from service.database import connect
-from service.feed import Signal, cancel
+from service.feed import PROJECTED_CHANNEL, Signal, cancel
 from service.incidents import evolve
 from service.projections import incidents, versions
 from service.projections.versions import Transition
@@ -66,6 +69,16 @@ async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
     await versions.apply(conn, transitions)
 
 
+# The announcement is delivered at commit, together with the rows it announces.
+ADVANCE: Final = """
+WITH moved AS (
+    UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1
+    RETURNING position
+)
+SELECT pg_notify($3, position::text) FROM moved
+"""
+
+
 async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
     """Apply the next events after the checkpoint, checkpoint included, in one transaction.
 
@@ -81,19 +94,18 @@ async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
         if not events:
             return position
         await project(conn, events)
-        await conn.execute(
-            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-            CHECKPOINT,
-            events[-1].position,
-        )
+        await conn.execute(ADVANCE, CHECKPOINT, events[-1].position, PROJECTED_CHANNEL)
         return events[-1].position
 
 
 class Projector:
     """Keeps the read models following the log while the app runs."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], dsn: str, doorbell: Doorbell) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], dsn: str, doorbell: Doorbell, *, projects: bool = True
+    ) -> None:
         self._pool, self._dsn, self._doorbell = pool, dsn, doorbell
+        self.projects = projects  # False: never take the lock, only follow the checkpoint
         self.position = 0
         self.active = False
         self._advanced = Signal()
@@ -134,11 +146,19 @@ class Projector:
                 self._refreshed_at = time.monotonic()
         return self.position
 
+    def heard(self, position: int) -> None:
+        """The projecting process announced `position` (its own announcements included)."""
+        if position > self.position:
+            self._moved(position)
+
     def _moved(self, position: int) -> None:
         self.position = position
         self._advanced.fire()
 
     async def _run(self) -> None:
+        if not self.projects:
+            await self._only_follow()
+            return
         while True:
             try:
                 await self._hold_lock_and_follow()
@@ -150,6 +170,14 @@ class Projector:
                 log.exception("projector failed; retrying")
             self.active = False
             await asyncio.sleep(RETRY_DELAY)
+
+    async def _only_follow(self) -> None:  # returns only when cancelled
+        # Announcements keep the position current; reading the table now and
+        # then covers any that were missed while the LISTEN was reconnecting.
+        while True:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self.refresh()
+            await asyncio.sleep(POLL_INTERVAL)
 
     async def _hold_lock_and_follow(self) -> None:
         lock = await connect(self._dsn)

@@ -105,3 +105,29 @@ async def test_the_projector_follows_after_its_listen_connection_is_killed(
     )
     assert listed.status_code == 200
     assert len(listed.json()["items"]) == 2
+
+
+async def test_each_checkpoint_is_announced_to_processes_that_do_not_project(
+    client: Any, dsn: str, pool: asyncpg.Pool[Any]
+) -> None:
+    from tests.factories import expulsion
+
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    bell = Doorbell(dsn)
+    follower = Projector(pool, dsn, bell, projects=False)
+    bell.on_projected(heard.put_nowait)
+    bell.on_projected(follower.heard)
+    bell.start()
+    follower.start()
+    try:
+        await asyncio.wait_for(bell.connected.wait(), 10)
+        posted = await client.post("/v1/incidents", json=expulsion())
+        position = int(posted.headers["legation-position"])
+        async with asyncio.timeout(10):
+            while await heard.get() < position:
+                pass
+        assert follower.position == position
+        assert not follower.active  # it followed without ever taking the lock
+    finally:
+        await follower.stop()
+        await bell.stop()
