@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +104,9 @@ async def _make_key(dsn: str) -> str:
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(suffix: str = "") -> Iterator[str]:
     """A fresh, migrated database for this run with an admin key in AUTH; dropped afterwards."""
-    name = f"legation_bench_{os.getpid()}"
+    name = f"legation_bench_{os.getpid()}{suffix}"
     asyncio.run(_admin(f"CREATE DATABASE {name}"))
     dsn = with_database(ADMIN_DSN, name)
     migrate(dsn)
@@ -154,10 +154,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def server(argv: Sequence[str], dsn: str, port: int, log: Path) -> Iterator[str]:
+def server(
+    argv: Sequence[str], dsn: str, port: int, log: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Run `argv` as a server on `port`; yields its base URL once /health answers."""
     # The rate limit would throttle the load generator, which is one client.
-    env = {**os.environ, "DATABASE_URL": dsn, "LEGATION_RATE_LIMIT": "0"}
+    env = {**os.environ, "DATABASE_URL": dsn, "LEGATION_RATE_LIMIT": "0", **(settings or {})}
     # Output goes to a file: an unread pipe would fill up and stall the server.
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -197,6 +199,19 @@ def merge_results(rows: Sequence[Row], path: Path = RESULTS) -> None:
             "ratio": None if row.ratio is None else round(row.ratio, 3),
         }
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def separate_projector(dsn: str, log: Path) -> Iterator[dict[str, str]]:
+    """`legation project` running on `dsn`; yields the settings of a serve that leaves it be."""
+    env = {**os.environ, "DATABASE_URL": dsn}
+    argv = [str(Path(sys.executable).parent / "legation"), "project"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield {"LEGATION_PROJECTOR": "separate"}
+    finally:
+        _stop(proc)
 
 
 def legation_argv(port: int, *extra: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 One client sends 1,000-report NDJSON batches back to back to a real `legation serve`;
 the baseline is 100-row `INSERT ... SELECT FROM unnest(...)` statements through asyncpg
-on one connection, measured in the same run. The `eventsourcing` library's figure
+on one connection, measured in the same run. Measured twice: with the projector inside
+`legation serve` (the default) and in a `legation project` process of its own
+(LEGATION_PROJECTOR=separate). The `eventsourcing` library's figure
 (100 events per append) is quoted from BENCHMARKS.md.
 Run: python -m bench.ingest [--seconds N] [--quick]
 """
@@ -33,11 +35,13 @@ from bench.common import (
     percentile,
     print_table,
     scratch_database,
+    separate_projector,
     server,
 )
 
 WARMUP_S = 2.0
 BATCH_LINES = 1_000
+HTTP_NAME = f"http_batch_ingest_{BATCH_LINES}"
 RAW_ROWS = 100
 EVENTSOURCING_EVENTS_PER_S = 39_000.0  # BENCHMARKS.md: eventsourcing 9.5.6, 100 events per append
 EVENT_METADATA = '{"actor": "bench"}'
@@ -130,12 +134,14 @@ def _post_for(client: httpx.Client, seconds: float) -> tuple[list[float], float]
     return latencies, time.monotonic() - started
 
 
-def http_row(dsn: str, seconds: float, logs: Path) -> Row:
+def http_row(
+    dsn: str, seconds: float, logs: Path, name: str, settings: dict[str, str] | None = None
+) -> Row:
     """Batches from one keep-alive client to a real server; events/s and p99 per batch."""
     port = free_port()
     headers = {"Content-Type": "application/x-ndjson", **AUTH}
     with (
-        server(legation_argv(port), dsn, port, logs / "legation.log") as base,
+        server(legation_argv(port), dsn, port, logs / "legation.log", settings) as base,
         httpx.Client(base_url=base, headers=headers, timeout=30) as client,
     ):
         _check_once(client)
@@ -143,14 +149,30 @@ def http_row(dsn: str, seconds: float, logs: Path) -> Row:
         latencies, elapsed = _post_for(client, seconds)
     # Elapsed, not `seconds`: a batch takes long enough that the last one overruns.
     rate = BATCH_LINES * len(latencies) / elapsed
-    return Row(f"http_batch_ingest_{BATCH_LINES}", rate, "events/s", percentile(latencies, 0.99))
+    return Row(name, rate, "events/s", percentile(latencies, 0.99))
+
+
+def separate_row(seconds: float, baseline: Row) -> Row:
+    """The same against serve with its projector in a `legation project` process.
+
+    On a database of its own: a log left by the inline run would first have to be
+    projected by the new process, during the measurement.
+    """
+    with (
+        scratch_database("_separate") as dsn,
+        tempfile.TemporaryDirectory() as tmp,
+        separate_projector(dsn, Path(tmp) / "project.log") as settings,
+    ):
+        http = http_row(dsn, seconds, Path(tmp), f"{HTTP_NAME}_separate_projector", settings)
+    return Row(http.name, http.value, http.unit, http.p99_ms, baseline.value)
 
 
 def measure(seconds: float) -> list[Row]:
-    """Every row of the table, on one scratch database dropped afterwards."""
+    """Every row of the table, on scratch databases dropped afterwards."""
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
         raw = raw_row(dsn, seconds)
-        http = http_row(dsn, seconds, Path(tmp))
+        http = http_row(dsn, seconds, Path(tmp), HTTP_NAME)
+    separate = separate_row(seconds, raw)
     published = Row(
         f"{http.name}_vs_eventsourcing",
         http.value,
@@ -158,13 +180,14 @@ def measure(seconds: float) -> list[Row]:
         http.p99_ms,
         EVENTSOURCING_EVENTS_PER_S,
     )
-    return [raw, Row(http.name, http.value, http.unit, http.p99_ms, raw.value), published]
+    return [raw, Row(http.name, http.value, http.unit, http.p99_ms, raw.value), separate, published]
 
 
 def print_goals(rows: list[Row]) -> None:
     by_name = {row.name: row for row in rows}
     goals = [
-        ("http batch / raw unnest x100", f"http_batch_ingest_{BATCH_LINES}", 0.5),
+        ("http batch / raw unnest x100", HTTP_NAME, 0.5),
+        ("the same, projector in its own process", f"{HTTP_NAME}_separate_projector", 0.5),
         (
             "http batch / eventsourcing 39,000 events/s",
             f"http_batch_ingest_{BATCH_LINES}_vs_eventsourcing",
