@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 import uvicorn
+import uvloop
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
@@ -89,6 +91,7 @@ async def project(dsn: str) -> None:
     doorbell.on_projected(projector.heard)
     doorbell.start()
     projector.start()
+    gc.freeze()  # as in serve: full collections need not walk what start-up made
     log.info("projecting the log into the read models (or standing by for whoever is)")
     try:
         await stopping.wait()
@@ -107,7 +110,7 @@ def project_command(settings: Settings) -> int:
         )
         return 2
     migrate(settings.database_url)
-    asyncio.run(project(settings.database_url))
+    uvloop.run(project(settings.database_url))  # the event loop serve runs on
     return 0
 
 

@@ -65,7 +65,7 @@ async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
         before = states.get(key)
         states[key] = after = evolve(before, event)
         transitions.append(Transition(event, before, after))
-    await incidents.save(conn, transitions)
+    await incidents.save(conn, transitions, opened)
     await versions.apply(conn, transitions)
 
 

@@ -1,19 +1,23 @@
-"""Values in PostgreSQL's binary COPY format, for loading a whole read model at once.
+"""Values in PostgreSQL's binary COPY format, for loading rows of the read models.
 
 asyncpg's copy_records_to_table encodes each value through a generic codec (an
 ABC check per array, a Python call per jsonb) and took longer than building the
-row; a rebuild writes millions of rows, so the read models put theirs together
-from these. Binary, not text: the server then has no row to scan for escapes.
+row; a rebuild writes millions of rows, and the live projector inserts a row or two
+per new incident, so the read models put theirs together from these. Binary, not
+text: the server then has no row to scan for escapes.
 The format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date as Date
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from service.store import Connection
 
 SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
 TRAILER: Final = b"\xff\xff"
@@ -26,6 +30,15 @@ _int4 = struct.Struct(">ii").pack
 _dimension = struct.Struct(">iiiii").pack
 _EPOCH: Final = Date(2000, 1, 1).toordinal()  # PostgreSQL counts days from here
 UUID_LENGTH: Final = _length(16)
+
+
+async def insert(conn: Connection, table: str, columns: Sequence[str], rows: list[bytes]) -> None:
+    """INSERT the rows (from the `copy_row` of `table`'s read model) by one binary COPY."""
+
+    async def source() -> AsyncIterator[bytes]:
+        yield b"".join((SIGNATURE, *rows, TRAILER))
+
+    await conn.copy_to_table(table, columns=list(columns), source=source(), format="binary")
 
 
 def fields(count: int) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -46,12 +46,20 @@ async def load_states(conn: Connection, ids: Sequence[UUID]) -> dict[str, Incide
     return {stream_name(row[0]): _state_decoder.decode(row[1]) for row in rows}
 
 
-async def save(conn: Connection, transitions: Sequence[Transition]) -> None:
-    """Write each touched incident's last state and position (one statement)."""
-    last = {t.after.id: t for t in transitions}
-    states = [t.after for t in last.values()]
-    positions = {key: t.event.position for key, t in last.items()}
-    await conn.execute(UPSERT, *_columns(states, positions))
+async def save(
+    conn: Connection, transitions: Sequence[Transition], opened: Collection[str] = ()
+) -> None:
+    """Write each touched incident's last state and position.
+
+    Incidents whose streams were `opened` by these transitions have no row yet:
+    they are inserted by COPY, cheaper on both sides than the upsert the rest take.
+    """
+    last = {t.after.id: t for t in transitions}.values()
+    new = [copy_row(t.after, t.event.position) for t in last if t.event.stream in opened]
+    if new:
+        await copy_binary.insert(conn, "incidents", COLUMNS, new)
+    if known := [t for t in last if t.event.stream not in opened]:
+        await conn.execute(UPSERT, *_columns(known))
 
 
 def record(state: IncidentState, position: int) -> tuple[Any, ...]:
@@ -92,8 +100,9 @@ def copy_row(state: IncidentState, position: int) -> bytes:
     )
 
 
-def _columns(states: list[IncidentState], positions: dict[UUID, int]) -> list[list[Any]]:
-    columns = [list(c) for c in zip(*(record(s, positions[s.id]) for s in states), strict=True)]
+def _columns(transitions: list[Transition]) -> list[list[Any]]:
+    rows = (record(t.after, t.event.position) for t in transitions)
+    columns = [list(column) for column in zip(*rows, strict=True)]
     columns[4] = [",".join(codes) for codes in columns[4]]  # unnest takes no ragged arrays
     return columns
 

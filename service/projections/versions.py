@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
 import msgspec
@@ -69,19 +69,6 @@ UPDATE incident_versions v SET valid_to = u.valid_to
   FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(incident_id, valid_from, valid_to)
  WHERE v.incident_id = u.incident_id AND v.valid_from = u.valid_from
 """
-INSERT = """
-INSERT INTO incident_versions (incident_id, valid_from, valid_to, reported_position, kind,
-    occurred_on, initiator, recipient, count, round, place_key, place, actors, responds_to,
-    summary)
-SELECT u.incident_id, u.valid_from, u.valid_to, u.reported_position, u.kind, u.occurred_on,
-       u.initiator, u.recipient, u.count, u.round, u.place_key, u.place,
-       string_to_array(u.actors, ','), string_to_array(u.responds_to, ',')::uuid[], u.summary
-  FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::date[],
-              $7::text[], $8::text[], $9::integer[], $10::integer[], $11::text[], $12::jsonb[],
-              $13::text[], $14::text[], $15::text[])
-       AS u(incident_id, valid_from, valid_to, reported_position, kind, occurred_on, initiator,
-            recipient, count, round, place_key, place, actors, responds_to, summary)
-"""
 
 
 async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
@@ -99,7 +86,8 @@ async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
     if closes:
         await conn.execute(CLOSE, *map(list, zip(*closes, strict=True)))
     if new_rows:
-        await conn.execute(INSERT, *_columns(new_rows))
+        rows = [copy_row(row) for row in new_rows]
+        await copy_binary.insert(conn, "incident_versions", COLUMNS, rows)
 
 
 class Changes:
@@ -151,30 +139,6 @@ def _place(incident: Incident) -> tuple[str | None, bytes | None]:
     return place_key(place.country, place.name, place.geonames_id), _encoder.encode(place)
 
 
-def record(row: Version) -> tuple[Any, ...]:
-    """The incident_versions row of a version, in column order."""
-    incident = row.incident
-    initiator, recipient, count, round_ = _roles(incident)
-    key, place = _place(incident)
-    return (
-        row.incident_id,
-        row.valid_from,
-        row.valid_to,
-        row.reported_position,
-        incident.__struct_config__.tag,
-        incident.occurred_on,
-        initiator,
-        recipient,
-        count,
-        round_,
-        key,
-        place,
-        list(actors(incident)),
-        list(incident.responds_to),
-        incident.summary,
-    )
-
-
 COLUMNS: Final = (
     "incident_id", "valid_from", "valid_to", "reported_position", "kind", "occurred_on",
     "initiator", "recipient", "count", "round", "place_key", "place", "actors", "responds_to",
@@ -217,11 +181,3 @@ def copy_row(row: Version) -> bytes:
             NULL if incident.summary is None else copy_binary.text(incident.summary),
         )
     )
-
-
-def _columns(rows: list[Version]) -> list[list[Any]]:
-    columns = [list(column) for column in zip(*map(record, rows), strict=True)]
-    # unnest takes no ragged arrays: the two array columns travel as joined text.
-    columns[12] = [",".join(codes) for codes in columns[12]]
-    columns[13] = [",".join(str(ref) for ref in refs) for refs in columns[13]]
-    return columns
