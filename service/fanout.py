@@ -246,9 +246,13 @@ class Fanout:
             self.head = batch.last
             for subscription in list(self._subscriptions):
                 subscription.offer(batch)
-        if not self._subscriptions:
-            # Nobody listens: keep the head current for the next subscriber, unless
-            # one arrived meanwhile (it may need what lies past the head read here).
+        if not self._subscriptions and self._doorbell.head:
+            # Nobody listens: keep the head current for the next subscriber from what
+            # the appends announced (one missed only makes its first read longer).
+            self.head = max(self.head, self._doorbell.head)
+        elif not self._subscriptions:
+            # Nothing heard yet: read it, unless a subscriber arrived meanwhile (it
+            # may need what lies past the head read here).
             async with self._pool.acquire() as conn:
                 head = await head_position(conn)
             if not self._subscriptions:

@@ -57,6 +57,7 @@ class Doorbell:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self._projected: list[Callable[[int], None]] = []
+        self.head = 0  # the last position an append announced (0: none heard yet)
 
     def on_projected(self, callback: Callable[[int], None]) -> None:
         """Call `callback` with each checkpoint the projector announces."""
@@ -79,6 +80,12 @@ class Doorbell:
         """Wait for the next ring, at most `within` seconds; whether it rang."""
         return await self._rung.wait(within)
 
+    def _appended(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        # append_events says where the log ends; a stranger's NOTIFY only rings.
+        with contextlib.suppress(ValueError):
+            self.head = max(self.head, int(str(payload)))
+        self.ring()
+
     def _announced(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         position = int(str(payload))
         for callback in self._projected:
@@ -98,7 +105,7 @@ class Doorbell:
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _: lost.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.ring())
+            await conn.add_listener(NOTIFY_CHANNEL, self._appended)
             await conn.add_listener(PROJECTED_CHANNEL, self._announced)
             self.connected.set()
             # Appends may have committed while no one listened.

@@ -107,13 +107,17 @@ class Outcome(msgspec.Struct, frozen=True):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-# One round trip, outside any transaction: most doorbell rings find nothing due.
+# One round trip, outside any transaction: most doorbell rings find nothing due,
+# and where no subscription is active at all the next rings need not ask for a while.
 ANY_DUE = """
-SELECT EXISTS (
-  SELECT 1 FROM subscriptions
-   WHERE active AND next_attempt_at <= now()
-     AND position < (SELECT coalesce(max(position), 0) FROM events))
+SELECT EXISTS (SELECT 1 FROM subscriptions WHERE active),
+       EXISTS (SELECT 1 FROM subscriptions
+                WHERE active AND next_attempt_at <= now()
+                  AND position < (SELECT coalesce(max(position), 0) FROM events))
 """
+# How long "no subscription is active" is believed: one made on another process is
+# noticed here within this (that process delivers it meanwhile).
+NONE_ACTIVE_SECONDS: Final = 1.0
 DUE = """
 SELECT id, url, secret, types, countries, position, attempt, failing_since
   FROM subscriptions
@@ -133,6 +137,7 @@ class Deliverer:
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = asyncio.Event()
+        self._none_active_until = 0.0  # time.monotonic(); see NONE_ACTIVE_SECONDS
         self.delivered = 0
         self.failed = 0
 
@@ -166,9 +171,19 @@ class Deliverer:
                 self._busy.clear()
                 await self._busy.wait()
 
+    def subscriptions_changed(self) -> None:
+        """A subscription was made or resumed by this process: look at them again now."""
+        self._none_active_until = 0.0
+        self._doorbell.ring()
+
     async def deliver_one(self) -> bool:
         """Deliver the next event of one due subscription; False when none is due."""
-        if not await self._pool.fetchval(ANY_DUE):
+        if time.monotonic() < self._none_active_until:
+            return False
+        active, due = await self._pool.fetchrow(ANY_DUE) or (False, False)
+        if not active:
+            self._none_active_until = time.monotonic() + NONE_ACTIVE_SECONDS
+        if not due:
             return False
         async with self._pool.acquire() as conn, conn.transaction():
             head = await head_position(conn)

@@ -17,6 +17,7 @@ import pytest
 from service.cli import GRACE_SECONDS
 from tests.factories import expulsion
 from tests.servers import serving, start
+from tests.test_webhooks import until
 
 
 @pytest.fixture
@@ -257,3 +258,19 @@ async def test_sigterm_closes_open_streams_after_the_grace_period(dsn: str, admi
     assert await asyncio.to_thread(process.wait, GRACE_SECONDS + 10) == 0
     assert time.monotonic() - started < GRACE_SECONDS + 10
     writer.close()
+
+
+async def test_with_no_subscriber_the_fanout_head_follows_what_appends_announce(
+    client: Any, pool: asyncpg.Pool[Any]
+) -> None:
+    runtime = client.app.state.runtime
+    # The app runs on the test client's own loop and thread: poll, never await its events.
+    await until(runtime.doorbell.connected.is_set)
+    posted = await client.post("/v1/incidents", json=expulsion())
+    position = int(posted.headers["legation-position"])
+    await until(lambda: runtime.fanout.head >= position)
+    assert runtime.doorbell.head == runtime.fanout.head == position
+    # A stranger's notification on the channel only rings: the head stays where it was.
+    await pool.execute("NOTIFY legation_events, 'not a position'")
+    await asyncio.sleep(0.2)
+    assert runtime.doorbell.head == position

@@ -123,6 +123,7 @@ async def create_subscription(
             list(filters.countries),
             start,
         )
+    runtime.deliverer.subscriptions_changed()
     created = CreatedSubscription(**msgspec.structs.asdict(_subscription(row)), secret=secret)
     headers = {"Location": f"/v1/subscriptions/{created.id}", POSITION: str(start)}
     return Response(created, status_code=201, headers=headers)
@@ -182,6 +183,7 @@ async def change_subscription(
         subscription_id,
         change.active,
     )
+    runtime.deliverer.subscriptions_changed()
     return await _one(runtime, subscription_id)
 
 
