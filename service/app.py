@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
-from service.auth import authorize
+from service.auth import authorize_request
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.edge import Edge
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Edge(settings, metrics)],
-        guards=[authorize],
+        before_request=authorize_request,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.
