@@ -26,7 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_heartbeat_seconds: float = 15.0
     webhook_retry_scale: float = 1.0
     rate_limit: float = 0.0  # requests a second per key or client; 0 turns limits off
-    rate_burst: int = 100
+    rate_burst: int = 200
     pool_min_size: int = 2
     pool_max_size: int = 10
     projector: str = "inline"  # or "separate": a `legation project` process projects
