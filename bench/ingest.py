@@ -190,7 +190,7 @@ def print_goals(rows: list[Row]) -> None:
         ("the same, projector in its own process", f"{HTTP_NAME}_separate_projector", 0.5),
         (
             "http batch / eventsourcing 39,000 events/s",
-            f"http_batch_ingest_{BATCH_LINES}_vs_eventsourcing",
+            f"{HTTP_NAME}_vs_eventsourcing",
             1.5,
         ),
     ]

@@ -38,7 +38,6 @@ def create_app(settings: Settings) -> Litestar:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
         appends, doorbell = GroupCommit(pool, on_appended=metrics.count_appended), Doorbell(dsn)
         projector = Projector(pool, dsn, doorbell, projects=settings.projector == "inline")
-        doorbell.on_projected(projector.heard)
         fanout = Fanout(pool, doorbell)
         await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):

@@ -88,7 +88,6 @@ async def project(dsn: str) -> None:
     pool = await create_pool(dsn, 1, 2)
     doorbell = Doorbell(dsn)
     projector = Projector(pool, dsn, doorbell)
-    doorbell.on_projected(projector.heard)
     doorbell.start()
     projector.start()
     gc.freeze()  # as in serve: full collections need not walk what start-up made

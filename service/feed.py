@@ -40,6 +40,14 @@ class Signal:
         return event.is_set()
 
 
+def _position(payload: object) -> int | None:
+    """The log position a notification carries (None when it carries none)."""
+    try:
+        return int(str(payload))
+    except ValueError:
+        return None
+
+
 async def cancel(task: asyncio.Task[None] | None) -> None:
     """Cancel a background task and wait until it has stopped."""
     if task is not None:
@@ -82,14 +90,14 @@ class Doorbell:
 
     def _appended(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         # append_events says where the log ends; a stranger's NOTIFY only rings.
-        with contextlib.suppress(ValueError):
-            self.head = max(self.head, int(str(payload)))
+        if (position := _position(payload)) is not None:
+            self.head = max(self.head, position)
         self.ring()
 
     def _announced(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        position = int(str(payload))
-        for callback in self._projected:
-            callback(position)
+        if (position := _position(payload)) is not None:
+            for callback in self._projected:
+                callback(position)
 
     async def _run(self) -> None:
         while True:

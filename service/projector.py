@@ -105,6 +105,7 @@ class Projector:
         self, pool: asyncpg.Pool[Any], dsn: str, doorbell: Doorbell, *, projects: bool = True
     ) -> None:
         self._pool, self._dsn, self._doorbell = pool, dsn, doorbell
+        doorbell.on_projected(self.heard)
         self.projects = projects  # False: never take the lock, only follow the checkpoint
         self.position = 0
         self.active = False
