@@ -1,10 +1,18 @@
-"""Settings read from the environment."""
+"""Settings read from the environment: each one named, parsed and defaulted in one place."""
 
+from __future__ import annotations
+
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
+
+MIB = 1 << 20
+# The built-in key secret: fine on a laptop, refused in production (see `legation serve`).
+DEFAULT_KEY_SECRET = "legation api keys"
 
 
 class InvalidSettings(ValueError):
@@ -12,24 +20,34 @@ class InvalidSettings(ValueError):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything the service reads from its environment, with its defaults."""
+    """Everything the service reads from its environment; these are the only defaults."""
 
     database_url: str | None = None
     data_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    env: str = "development"  # or "production": refuses the built-in key secret
     public_reads: bool = True
     webhook_allow_private: bool = False
-    max_body_bytes: int = 1_048_576
-    max_batch_bytes: int = 33_554_432
+    max_body_bytes: int = MIB
+    max_batch_bytes: int = 32 * MIB
     read_wait_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
     webhook_retry_scale: float = 1.0
-    rate_limit: float = 0.0  # requests a second per key or client; 0 turns limits off
+    rate_limit: float = 50.0  # requests a second per key or client; 0 turns limits off
     rate_burst: int = 200
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For is believed
     pool_min_size: int = 2
     pool_max_size: int = 10
     projector: str = "inline"  # or "separate": a `legation project` process projects
+    cache_bytes: int = 64 * MIB
+    max_streams: int = 1000
+    max_streams_per_address: int = 100
+    stream_stall_seconds: float = 30.0  # a stream client that reads nothing this long is closed
+    max_subscriptions_per_key: int = 100
+    delivery_retention_days: int = 30
+    key_secret: str = DEFAULT_KEY_SECRET
+    access_log: bool = False
 
 
 def _flag(name: str, value: str) -> bool:
@@ -41,80 +59,102 @@ def _flag(name: str, value: str) -> bool:
     raise InvalidSettings(f"{name} must be true or false, not {value!r}")
 
 
-def _number(name: str, value: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidSettings(f"{name} must be an integer, not {value!r}") from None
-    if not low <= number <= high:
-        raise InvalidSettings(f"{name} must be between {low} and {high}, not {number}")
-    return number
+def _integer(low: int, high: int) -> Callable[[str, str], int]:
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidSettings(f"{name} must be an integer, not {value!r}") from None
+        if not low <= number <= high:
+            raise InvalidSettings(f"{name} must be between {low} and {high}, not {number}")
+        return number
+
+    return parse
 
 
-def _seconds(name: str, value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise InvalidSettings(f"{name} must be a number of seconds, not {value!r}") from None
-    if not 0.05 <= seconds <= 3600:
-        raise InvalidSettings(f"{name} must be between 0.05 and 3600 seconds, not {seconds}")
-    return seconds
+def _decimal(low: float, high: float, unit: str = "a number") -> Callable[[str, str], float]:
+    def parse(name: str, value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidSettings(f"{name} must be {unit}, not {value!r}") from None
+        if not low <= number <= high:
+            raise InvalidSettings(f"{name} must be between {low} and {high}, not {number}")
+        return number
+
+    return parse
 
 
-PROJECTORS = ("inline", "separate")
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise InvalidSettings(f"{name} must be {' or '.join(choices)}, not {value!r}")
+        return lowered
+
+    return parse
 
 
-def _projector(value: str) -> str:
-    if value not in PROJECTORS:
-        raise InvalidSettings(f"LEGATION_PROJECTOR must be inline or separate, not {value!r}")
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in value.split(",") if part.strip())
+    for part in parts:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise InvalidSettings(f"{name}: {part!r} is not an address or CIDR") from None
+    return parts
+
+
+def _text(name: str, value: str) -> str:
     return value
 
 
-def _scale(value: str) -> float:
-    try:
-        scale = float(value)
-    except ValueError:
-        raise InvalidSettings(
-            f"LEGATION_WEBHOOK_RETRY_SCALE must be a number, not {value!r}"
-        ) from None
-    if not 0.001 <= scale <= 10:
-        raise InvalidSettings("LEGATION_WEBHOOK_RETRY_SCALE must be between 0.001 and 10")
-    return scale
+def _optional_text(name: str, value: str) -> str | None:
+    return value or None
+
+
+def _path(name: str, value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+_SECONDS = _decimal(0.05, 3600, "a number of seconds")
+
+# field -> (environment variable, parser); a variable that is unset keeps the field's default.
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "database_url": ("DATABASE_URL", _optional_text),
+    "data_dir": ("LEGATION_DATA_DIR", _path),
+    "host": ("LEGATION_HOST", _text),
+    "port": ("LEGATION_PORT", _integer(0, 65535)),
+    "env": ("LEGATION_ENV", _choice("development", "production")),
+    "public_reads": ("LEGATION_PUBLIC_READS", _flag),
+    "webhook_allow_private": ("LEGATION_WEBHOOK_ALLOW_PRIVATE", _flag),
+    "max_body_bytes": ("LEGATION_MAX_BODY_BYTES", _integer(1024, 1 << 30)),
+    "max_batch_bytes": ("LEGATION_MAX_BATCH_BYTES", _integer(1024, 1 << 30)),
+    "read_wait_seconds": ("LEGATION_READ_WAIT_SECONDS", _SECONDS),
+    "sse_heartbeat_seconds": ("LEGATION_SSE_HEARTBEAT_SECONDS", _SECONDS),
+    "webhook_retry_scale": ("LEGATION_WEBHOOK_RETRY_SCALE", _decimal(0.001, 10)),
+    "rate_limit": ("LEGATION_RATE_LIMIT", _integer(0, 100_000)),
+    "rate_burst": ("LEGATION_RATE_BURST", _integer(1, 1_000_000)),
+    "trusted_proxies": ("LEGATION_TRUSTED_PROXIES", _networks),
+    "pool_max_size": ("LEGATION_POOL_SIZE", _integer(2, 200)),
+    "projector": ("LEGATION_PROJECTOR", _choice("inline", "separate")),
+    "cache_bytes": ("LEGATION_CACHE_BYTES", _integer(0, 1 << 40)),
+    "max_streams": ("LEGATION_MAX_STREAMS", _integer(1, 1_000_000)),
+    "max_streams_per_address": ("LEGATION_MAX_STREAMS_PER_ADDRESS", _integer(1, 1_000_000)),
+    "stream_stall_seconds": ("LEGATION_STREAM_STALL_SECONDS", _SECONDS),
+    "max_subscriptions_per_key": ("LEGATION_MAX_SUBSCRIPTIONS_PER_KEY", _integer(1, 1_000_000)),
+    "delivery_retention_days": ("LEGATION_DELIVERY_RETENTION_DAYS", _integer(1, 36_500)),
+    "key_secret": ("LEGATION_KEY_SECRET", _text),
+    "access_log": ("LEGATION_ACCESS_LOG", _flag),
+}
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read Settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
-    data_dir = env.get("LEGATION_DATA_DIR")
-    return Settings(
-        database_url=env.get("DATABASE_URL") or None,
-        data_dir=Path(data_dir) if data_dir else None,
-        host=env.get("LEGATION_HOST", "127.0.0.1"),
-        port=_number("LEGATION_PORT", env.get("LEGATION_PORT", "8000"), 0, 65535),
-        public_reads=_flag("LEGATION_PUBLIC_READS", env.get("LEGATION_PUBLIC_READS", "true")),
-        webhook_allow_private=_flag(
-            "LEGATION_WEBHOOK_ALLOW_PRIVATE", env.get("LEGATION_WEBHOOK_ALLOW_PRIVATE", "false")
-        ),
-        max_body_bytes=_number(
-            "LEGATION_MAX_BODY_BYTES", env.get("LEGATION_MAX_BODY_BYTES", "1048576"), 1024, 1 << 30
-        ),
-        max_batch_bytes=_number(
-            "LEGATION_MAX_BATCH_BYTES",
-            env.get("LEGATION_MAX_BATCH_BYTES", "33554432"),
-            1024,
-            1 << 30,
-        ),
-        read_wait_seconds=_seconds(
-            "LEGATION_READ_WAIT_SECONDS", env.get("LEGATION_READ_WAIT_SECONDS", "5")
-        ),
-        sse_heartbeat_seconds=_seconds(
-            "LEGATION_SSE_HEARTBEAT_SECONDS", env.get("LEGATION_SSE_HEARTBEAT_SECONDS", "15")
-        ),
-        webhook_retry_scale=_scale(env.get("LEGATION_WEBHOOK_RETRY_SCALE", "1")),
-        rate_limit=_number("LEGATION_RATE_LIMIT", env.get("LEGATION_RATE_LIMIT", "50"), 0, 100_000),
-        rate_burst=_number(
-            "LEGATION_RATE_BURST", env.get("LEGATION_RATE_BURST", "200"), 1, 1_000_000
-        ),
-        pool_max_size=_number("LEGATION_POOL_SIZE", env.get("LEGATION_POOL_SIZE", "10"), 2, 200),
-        projector=_projector(env.get("LEGATION_PROJECTOR", "inline").strip().lower()),
-    )
+    given = {
+        field: parse(name, env[name])
+        for field, (name, parse) in _ENVIRONMENT.items()
+        if env.get(name, "") != ""
+    }
+    return Settings(**given)
