@@ -11,11 +11,19 @@ Layout of the data directory D:
     D/users/<pid>.<n>   one file per live EmbeddedPostgres; the last one out stops the server
     D/postgresql.log    server log
     D/pgsql-<major>     (root only) copy of the binaries the `legation` user can execute
+
+Run as root, D must be a folder no other user can change (see _check_root_only_path):
+otherwise whoever controls it could plant links that make root chown or delete
+files elsewhere, or a pg_ctl that root runs as `legation`. Every file and folder
+in D is also opened without following links, and only names this module
+writes are ever deleted.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import fcntl
 import functools
 import grp
@@ -44,6 +52,9 @@ ROOT_DATA_DIR = Path("/var/lib/legation")
 MAX_SOCKET_PATH = 100
 _INSTALL_PARTS = ("bin", "lib", "share")
 _HAS_PROCFS = Path("/proc/self/stat").exists()
+# The only names deleted from D/users: the registrations _register writes.
+_REGISTRATION = re.compile(r"\d+\.\d+")
+_GROUP_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
 # Several instances may share one process (tests, reloaders), so the pid alone
 # cannot name a registration.
 _instance_ids = itertools.count()
@@ -81,6 +92,7 @@ class EmbeddedPostgres:
         self.log_file = self.data_dir / "postgresql.log"
         self._users_dir = self.data_dir / "users"
         self._as_root = os.geteuid() == 0
+        self._user: pwd.struct_passwd | None = None  # the system user, when root
         self._registration: Path | None = None
         self._owner_pid = 0
         self._dsn = ""
@@ -90,8 +102,17 @@ class EmbeddedPostgres:
         if self._registration is not None:
             return self._dsn
         self._check_socket_path()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # An explicit mode so that root with umask 0 does not make a world-writable folder.
+        self.data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if self._as_root:
+            _check_root_only_path(self.data_dir)
         with self._locked():
+            if self._as_root:
+                # PostgreSQL refuses to run as root, so it runs as a dedicated system user.
+                self._user = _ensure_system_user()
+                self._check_entries(self._user)
+                # Checked even when joining a running server: stop() may run its pg_ctl.
+                self._copy_install()
             pid = self._server_pid()
             if pid is None:
                 self._launch()
@@ -109,7 +130,8 @@ class EmbeddedPostgres:
             return
         atexit.unregister(self.stop)
         with self._locked():
-            self._registration.unlink(missing_ok=True)
+            with self._users_folder() as users, contextlib.suppress(FileNotFoundError):
+                os.unlink(self._registration.name, dir_fd=users)
             self._registration = None
             others = len(self._live_users())
             if others:
@@ -156,9 +178,13 @@ class EmbeddedPostgres:
 
     def _check_cluster_version(self, major: int) -> None:
         try:
-            found = (self.pgdata / "PG_VERSION").read_text().strip()
+            found = _read_text(self.pgdata / "PG_VERSION").strip()
         except FileNotFoundError:
             return
+        except (OSError, ValueError) as exc:
+            raise EmbeddedPostgresError(
+                f"cannot read {self.pgdata / 'PG_VERSION'}: {exc}"
+            ) from None
         if found != str(major):
             raise EmbeddedPostgresError(
                 f"{self.pgdata} holds a PostgreSQL {found} cluster but the bundled server is "
@@ -172,19 +198,50 @@ class EmbeddedPostgres:
         return _wheel_install() / "bin"
 
     def _prepare_as_root(self) -> Path:
-        # PostgreSQL refuses to run as root, so it runs as a dedicated system user.
-        user = _ensure_system_user()
-        self._check_traversable(user)
-        bin_dir = self._copy_install()
+        assert self._user is not None  # set by start()
+        self._check_traversable(self._user)
+        # With trust auth, the socket folder's mode is the only access control.
         for folder in (self.pgdata, self.run_dir):
-            folder.mkdir(exist_ok=True)
-            os.chown(folder, user.pw_uid, user.pw_gid)
-            # With trust auth, the socket folder's mode is the only access control.
-            folder.chmod(0o700)
+            _hand_over(folder, self._user, folder=True)
         # pg_ctl opens the log as the system user, which cannot create files in D.
-        self.log_file.touch(mode=0o640)
-        os.chown(self.log_file, user.pw_uid, user.pw_gid)
-        return bin_dir
+        _hand_over(self.log_file, self._user, folder=False)
+        return self._bin_dir()
+
+    def _check_entries(self, user: pwd.struct_passwd) -> None:
+        """Refuse links, odd file types and other users' files among the names D holds.
+
+        D is root's alone (_check_root_only_path), so these come from root or
+        from the system user, which owns the cluster, socket folder and log.
+        """
+        install = self._install_copy()
+        expected = {
+            self.pgdata: (stat.S_ISDIR, {0, user.pw_uid}),
+            self.run_dir: (stat.S_ISDIR, {0, user.pw_uid}),
+            self.log_file: (stat.S_ISREG, {0, user.pw_uid}),
+            self._users_dir: (stat.S_ISDIR, {0}),
+            self.data_dir / "lock": (stat.S_ISREG, {0}),
+            install: (stat.S_ISDIR, {0}),
+            _staging(install): (stat.S_ISDIR, {0}),
+        }
+        for path, (right_type, owners) in expected.items():
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode) or not right_type(st.st_mode):
+                why = "is a link or of the wrong type"
+            elif st.st_uid not in owners:
+                why = f"is owned by uid {st.st_uid}, not root or {user.pw_name}"
+            elif st.st_mode & _GROUP_OTHER_WRITE:
+                why = "is writable by group or other"
+            elif stat.S_ISREG(st.st_mode) and st.st_nlink != 1:
+                why = "has other hard links"
+            else:
+                continue
+            raise EmbeddedPostgresError(
+                f"refusing the data folder {self.data_dir}: {path} {why}; run as root, "
+                "Legation follows no links in it and trusts no other user's files there"
+            )
 
     def _check_traversable(self, user: pwd.struct_passwd) -> None:
         groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
@@ -204,16 +261,22 @@ class EmbeddedPostgres:
         """
         version = _wheel_version()
         target = self._install_copy()
-        marker = target / ".copied"
-        if not (marker.is_file() and marker.read_text() == version):
+        try:
+            copied = _read_text(target / ".copied")
+        except (OSError, ValueError):
+            copied = ""
+        if copied != version:
             log.info("copying PostgreSQL %s binaries to %s", version, target)
-            staging = target.with_name(f".{target.name}.partial")
-            shutil.rmtree(staging, ignore_errors=True)
+            staging = _staging(target)
+            _remove_root_tree(staging)
             _copy_wheel_files(staging)
             (staging / ".copied").write_text(version)
             # Swap in whole so an interrupted copy is never mistaken for a complete one.
-            shutil.rmtree(target, ignore_errors=True)
+            _remove_root_tree(target)
             staging.rename(target)
+        # The marker only says which version was copied; what root hands the system
+        # user to run must be root's alone, whoever wrote the marker.
+        _check_root_tree(target)
         return self._bin_dir()
 
     def _install_copy(self) -> Path:
@@ -231,35 +294,56 @@ class EmbeddedPostgres:
 
     # -- registrations ----------------------------------------------------------
 
+    @contextmanager
+    def _users_folder(self) -> Iterator[int]:
+        """D/users (made if missing) as a descriptor, refusing a link."""
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self._users_dir, 0o755)
+        fd = _open_no_link(self._users_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def _register(self) -> None:
-        self._users_dir.mkdir(exist_ok=True)
         pid = os.getpid()
-        self._registration = self._users_dir / f"{pid}.{next(_instance_ids)}"
-        self._registration.write_text(_start_time(pid))
+        name = f"{pid}.{next(_instance_ids)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with self._users_folder() as users:
+            fd = os.open(name, flags, 0o644, dir_fd=users)
+            try:
+                os.write(fd, _start_time(pid).encode())
+            finally:
+                os.close(fd)
+        self._registration = self._users_dir / name
         self._owner_pid = pid
 
-    def _live_users(self) -> list[Path]:
+    def _live_users(self) -> list[str]:
         live = []
-        for entry in self._users_dir.iterdir():
-            if _registration_alive(entry):
-                live.append(entry)
-            else:
-                # Its process died without calling stop (SIGKILL, crash).
-                entry.unlink(missing_ok=True)
+        with self._users_folder() as users:
+            for name in os.listdir(users):
+                if not _REGISTRATION.fullmatch(name):
+                    continue  # not ours: neither a user nor ours to delete
+                if _registration_alive(name, users):
+                    live.append(name)
+                else:
+                    # Its process died without calling stop (SIGKILL, crash).
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=users)
         return live
 
     # -- helpers ------------------------------------------------------------------
 
     def _server_pid(self) -> int | None:
         try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            pid = int(_read_text(self.pgdata / "postmaster.pid").split("\n", 1)[0])
         except (OSError, ValueError):
             return None
         return pid if _is_postgres(pid) else None
 
     def _read_dsn(self) -> str:
         # Read from postmaster.pid: a reused server may use another port or socket folder.
-        lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        lines = _read_text(self.pgdata / "postmaster.pid").splitlines()
         port, socket_dir = lines[3], lines[4]
         return f"postgresql://postgres@/postgres?host={quote(socket_dir)}&port={port}"
 
@@ -271,7 +355,7 @@ class EmbeddedPostgres:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_no_link(self.data_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -330,7 +414,8 @@ def _copy_wheel_files(staging: Path) -> None:
     if vendored.is_dir():
         parts.append(vendored)
     for part in parts:
-        shutil.copytree(part, staging / part.relative_to(site), symlinks=True)
+        # Links are copied as the files they name: the copy must hold none.
+        shutil.copytree(part, staging / part.relative_to(site))
     _make_world_readable(staging)
 
 
@@ -421,12 +506,121 @@ def _is_postgres(pid: int) -> bool:
     return proc is not None and proc[0].startswith("postgres") and proc[1][0] != "Z"
 
 
-def _registration_alive(entry: Path) -> bool:
+def _registration_alive(name: str, users: int) -> bool:
     try:
-        pid = int(entry.name.split(".", 1)[0])
-        recorded = entry.read_text()
+        pid = int(name.split(".", 1)[0])
+        recorded = _read_text(Path(name), dir_fd=users)
     except (OSError, ValueError):
         return False
     if not _process_alive(pid):
         return False
     return not recorded or recorded == _start_time(pid)
+
+
+def _staging(install: Path) -> Path:
+    return install.with_name(f".{install.name}.partial")
+
+
+def _check_root_only_path(data_dir: Path) -> None:
+    """Refuse, as root, a data folder that another user could change or swap.
+
+    The rule: the folder itself is a real folder (not a link), owned by root and
+    not writable by group or other, so only root adds, renames or removes what
+    it holds. Each parent up to / is a real folder owned by root, and is either
+    not writable by group or other or has the sticky bit: in a sticky folder
+    such as /tmp only an entry's owner (or the folder's, root here) may rename
+    or remove it, so nobody can replace our root-owned child with their own.
+    A parent owned by another user is refused even when sticky: its owner may
+    rename anything in it. (data_dir is resolved, so a link on the path means
+    it changed since: refused too.) ACLs are not inspected.
+    """
+    for path in (data_dir, *data_dir.parents):
+        st = os.lstat(path)
+        sticky_parent = path != data_dir and st.st_mode & stat.S_ISVTX
+        if not stat.S_ISDIR(st.st_mode):
+            why = "is a link or not a folder"
+        elif st.st_uid != 0:
+            why = f"is owned by uid {st.st_uid}, not root"
+        elif st.st_mode & _GROUP_OTHER_WRITE and not sticky_parent:
+            why = "is writable by group or other"
+        else:
+            continue
+        raise EmbeddedPostgresError(
+            f"refusing the data folder {data_dir}: {path} {why}, so a user other than root "
+            "could make root change files elsewhere or run their programs; use a folder "
+            f"only root can write, such as {ROOT_DATA_DIR}"
+        )
+
+
+def _check_root_tree(root: Path) -> None:
+    """Refuse a copy of the binaries that anyone but root could have changed or linked."""
+    # The top is checked first: os.walk would follow a link there, though not below.
+    below = (Path(folder, name) for folder, dirs, files in os.walk(root) for name in dirs + files)
+    for path in itertools.chain([root], below):
+        st = os.lstat(path)
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            why = "is a link or not a plain file"
+        elif st.st_uid != 0:
+            why = f"is owned by uid {st.st_uid}, not root"
+        elif st.st_mode & _GROUP_OTHER_WRITE:
+            why = "is writable by group or other"
+        else:
+            continue
+        raise EmbeddedPostgresError(
+            f"refusing the PostgreSQL binaries in {root}: {path} {why}, so the system "
+            f"user could be made to run another user's program; remove {root} and "
+            "start again to copy them afresh"
+        )
+
+
+def _remove_root_tree(path: Path) -> None:
+    # Only a tree root alone could have written is deleted: that is our copy.
+    # shutil.rmtree itself never follows links (and refuses a link at the top).
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return
+    _check_root_tree(path)
+    shutil.rmtree(path)
+
+
+def _open_no_link(path: Path, flags: int, mode: int = 0o600) -> int:
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        why = {errno.ELOOP: "it is a link", errno.ENOTDIR: "it is a link or not a folder"}
+        reason = why.get(exc.errno or 0, exc.strerror)
+        raise EmbeddedPostgresError(f"cannot open {path}: {reason}") from None
+
+
+def _hand_over(path: Path, user: pwd.struct_passwd, *, folder: bool) -> None:
+    """Give the system user `path` (made if missing), never a file a link points to."""
+    if folder:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        flags, mode = os.O_RDONLY | os.O_DIRECTORY, 0o700
+    else:
+        # O_NONBLOCK: opening a planted FIFO must not hang.
+        flags, mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOCTTY | os.O_NONBLOCK, 0o640
+    fd = _open_no_link(path, flags, mode)
+    try:
+        st = os.fstat(fd)
+        if not folder and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):
+            raise EmbeddedPostgresError(f"{path} is not a plain file with a single link")
+        os.fchown(fd, user.pw_uid, user.pw_gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: Path, dir_fd: int | None = None) -> str:
+    """A small file's text; raises OSError for a link or anything but a regular file."""
+    # O_NONBLOCK: reading a planted FIFO must not hang.
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)

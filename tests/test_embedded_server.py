@@ -1,16 +1,24 @@
 """The embedded PostgreSQL server: start, share between users, stop, restart.
 
-Runs the real server; as root this also exercises the `legation` system user path.
+Runs the real server; as root this also exercises the `legation` system user path,
+and the attacks another local user could mount through the data folder.
 """
 
 import asyncio
+import os
+import pwd
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from service.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from service.embedded import (
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    _hand_over,
+    _wheel_version,
+)
 
 Factory = Callable[[], EmbeddedPostgres]
 
@@ -51,6 +59,9 @@ async def fetch(dsn: str, query: str) -> object:
 
 async def test_shared_server_stops_with_last_user(data_dir: Path, embedded: Factory) -> None:
     first, second = embedded(), embedded()
+    # A name the code did not write is never its to delete.
+    (data_dir / "users").mkdir()
+    (data_dir / "users" / "notes").write_text("")
     dsn = first.start()
     version = await fetch(dsn, "SELECT current_setting('server_version_num')::int")
     assert isinstance(version, int)
@@ -75,7 +86,7 @@ async def test_shared_server_stops_with_last_user(data_dir: Path, embedded: Fact
             break
         await asyncio.sleep(0.05)
     assert not process_running(pid)
-    assert list((data_dir / "users").iterdir()) == []
+    assert [entry.name for entry in (data_dir / "users").iterdir()] == ["notes"]
 
 
 async def test_restart_keeps_data(embedded: Factory) -> None:
@@ -99,3 +110,136 @@ def test_socket_path_too_long_is_refused(data_dir: Path) -> None:
     deep = data_dir / ("x" * 90)
     with pytest.raises(EmbeddedPostgresError, match="LEGATION_DATA_DIR"):
         EmbeddedPostgres(deep).start()
+
+
+# -- another local user against root ----------------------------------------------
+#
+# Each attack is tried twice: in a data folder the attacker owns (refused outright)
+# and planted in a root-owned one (refused because links and other users' files
+# are never followed or trusted).
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks target root")
+NOBODY = pwd.getpwnam("nobody")
+OWNERS = pytest.mark.parametrize("foreign", [True, False], ids=["their-folder", "root-folder"])
+
+
+def give_to_nobody(path: Path) -> None:
+    """Make `path` and all it holds the attacker's, as if they had created it."""
+    for folder, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            os.chown(Path(folder, name), NOBODY.pw_uid, NOBODY.pw_gid, follow_symlinks=False)
+    os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+
+
+def planted(data_dir: Path, foreign: bool) -> Path:
+    if foreign:
+        give_to_nobody(data_dir)
+    return data_dir
+
+
+@needs_root
+@OWNERS
+def test_a_log_link_does_not_hand_a_root_file_over(
+    data_dir: Path, tmp_path: Path, embedded: Factory, foreign: bool
+) -> None:
+    victim = tmp_path / "root-only"
+    victim.write_text("secret")
+    (data_dir / "postgresql.log").symlink_to(victim)
+    planted(data_dir, foreign)
+    with pytest.raises(EmbeddedPostgresError, match=f"refusing the data folder {data_dir}"):
+        embedded().start()
+    assert victim.stat().st_uid == 0
+
+
+@needs_root
+@OWNERS
+def test_a_pgdata_link_does_not_hand_a_root_folder_over(
+    data_dir: Path, tmp_path: Path, embedded: Factory, foreign: bool
+) -> None:
+    victim = tmp_path / "root-folder"
+    victim.mkdir(mode=0o700)
+    (data_dir / "pgdata").symlink_to(victim)
+    planted(data_dir, foreign)
+    with pytest.raises(EmbeddedPostgresError, match=f"refusing the data folder {data_dir}"):
+        embedded().start()
+    assert victim.stat().st_uid == 0
+
+
+@needs_root
+@OWNERS
+def test_a_users_link_does_not_empty_the_folder_it_names(
+    data_dir: Path, tmp_path: Path, embedded: Factory, foreign: bool
+) -> None:
+    victim = tmp_path / "kept"
+    victim.mkdir()
+    for name in ("1.0", "notes"):
+        (victim / name).write_text("")
+    (data_dir / "users").symlink_to(victim)
+    planted(data_dir, foreign)
+    server = embedded()
+    with pytest.raises(EmbeddedPostgresError, match=f"refusing the data folder {data_dir}"):
+        server.start()
+    server.stop()
+    assert sorted(os.listdir(victim)) == ["1.0", "notes"]
+
+
+@needs_root
+@OWNERS
+def test_a_planted_pg_ctl_never_runs(data_dir: Path, embedded: Factory, foreign: bool) -> None:
+    # A copy marked complete, holding the attacker's programs instead of PostgreSQL's.
+    drop = data_dir / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)  # the programs would run as the system user
+    marker = drop / "ran"
+    bin_dir = embedded()._bin_dir()
+    install = bin_dir.parents[2]  # D/pgsql-<major>
+    bin_dir.mkdir(parents=True)
+    (install / ".copied").write_text(_wheel_version())
+    for program in ("initdb", "pg_ctl", "postgres"):
+        (bin_dir / program).write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+        (bin_dir / program).chmod(0o755)
+        os.chown(bin_dir / program, NOBODY.pw_uid, NOBODY.pw_gid)
+    planted(data_dir, foreign)
+    with pytest.raises(EmbeddedPostgresError, match="refusing the"):
+        embedded().start()
+    assert not marker.exists()
+
+
+@needs_root
+@pytest.mark.parametrize("unsafe", ["parent-not-root", "parent-world-writable", "group-writable"])
+def test_a_folder_another_user_could_swap_or_fill_is_refused(
+    data_dir: Path, embedded: Factory, unsafe: str
+) -> None:
+    folder = data_dir / "data"
+    folder.mkdir(mode=0o755)
+    if unsafe == "parent-not-root":
+        os.chown(data_dir, NOBODY.pw_uid, NOBODY.pw_gid)
+        culprit = data_dir
+    elif unsafe == "parent-world-writable":
+        data_dir.chmod(0o777)  # without the sticky bit anyone may rename `data`
+        culprit = data_dir
+    else:
+        folder.chmod(0o775)
+        culprit = folder
+    server = EmbeddedPostgres(folder)
+    try:
+        with pytest.raises(EmbeddedPostgresError, match=f"{folder}: {culprit} is"):
+            server.start()
+    finally:
+        server.stop()
+    assert not (folder / "pgdata").exists()
+
+
+@needs_root
+@pytest.mark.parametrize("folder", [False, True], ids=["log", "folder"])
+def test_handing_over_never_follows_a_link(tmp_path: Path, folder: bool) -> None:
+    # The last line of defence, should a link ever get into the data folder.
+    victim = tmp_path / "victim"
+    if folder:
+        victim.mkdir()
+    else:
+        victim.write_text("")
+    (tmp_path / "link").symlink_to(victim)
+    with pytest.raises(EmbeddedPostgresError, match="is a link"):
+        _hand_over(tmp_path / "link", NOBODY, folder=folder)
+    assert victim.stat().st_uid == 0
