@@ -65,19 +65,17 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 def default_data_dir() -> Path:
-    """$LEGATION_DATA_DIR, else /var/lib/legation for root, else the XDG data dir."""
-    configured = os.environ.get("LEGATION_DATA_DIR")
-    if configured:
-        path = Path(configured).expanduser()
-    elif os.geteuid() == 0:
-        path = ROOT_DATA_DIR
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        # The XDG spec says relative values are invalid and must be ignored.
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-        path = base / "legation"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where the data goes when LEGATION_DATA_DIR (Settings.data_dir) is unset.
+
+    /var/lib/legation for root, else the XDG data dir. EmbeddedPostgres.start
+    creates it, checking it as it does any other folder.
+    """
+    if os.geteuid() == 0:
+        return ROOT_DATA_DIR
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "legation"
 
 
 class EmbeddedPostgres:

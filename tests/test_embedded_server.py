@@ -18,6 +18,7 @@ from service.embedded import (
     EmbeddedPostgresError,
     _hand_over,
     _wheel_version,
+    default_data_dir,
 )
 
 Factory = Callable[[], EmbeddedPostgres]
@@ -110,6 +111,15 @@ def test_socket_path_too_long_is_refused(data_dir: Path) -> None:
     deep = data_dir / ("x" * 90)
     with pytest.raises(EmbeddedPostgresError, match="LEGATION_DATA_DIR"):
         EmbeddedPostgres(deep).start()
+
+
+def test_default_data_dir_leaves_legation_data_dir_to_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured = tmp_path / "from-the-environment"
+    monkeypatch.setenv("LEGATION_DATA_DIR", str(configured))
+    assert default_data_dir() != configured
+    assert not configured.exists()
 
 
 # -- another local user against root ----------------------------------------------
