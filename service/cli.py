@@ -72,6 +72,11 @@ def serve(settings: Settings, demo: bool) -> None:
             port=settings.port,
             access_log=False,
             log_config=None,
+            # X-Forwarded-For picks the client address that rate limits count by, so only
+            # the configured proxies may set it (uvicorn trusts 127.0.0.1 by default); from
+            # them the right-most address that is not itself a trusted proxy counts.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies),
             # An event stream never ends by itself: after this, SIGTERM closes it (clients
             # resume with Last-Event-ID) and the server stops.
             timeout_graceful_shutdown=GRACE_SECONDS,
