@@ -176,6 +176,21 @@ async def test_an_id_repeated_across_chunks_is_422(client: Client) -> None:
     assert await log_size(client) == 0
 
 
+async def test_a_nul_character_in_a_batch_is_422_naming_line_and_field(client: Client) -> None:
+    nul = expulsion(sources=[{"outlet": "AFP", "url": "https://a.example/\u0000x"}])
+    body = ndjson(expulsion(), nul)
+    response = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "sources[0].url",
+            "message": "must not contain the NUL character (\\u0000)",
+            "line": 2,
+        }
+    ]
+    assert await log_size(client) == 0
+
+
 async def test_blank_lines_count_toward_the_line_limit(client: Client) -> None:
     at_limit = b"\n" * (MAX_LINES - 1) + ndjson(expulsion())  # the report is line 10,000
     assert (await client.post("/v1/incidents:batch", content=at_limit, headers=NDJSON)).is_success
