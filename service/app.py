@@ -88,6 +88,8 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[Edge(settings, metrics)],
         before_request=authorize_request,
         openapi_config=openapi_config(),
+        # Litestar's own logging config would replace the JSON one (service/logs.py).
+        logging_config=None,
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.
         cors_config=CORSConfig(

@@ -12,6 +12,7 @@ import msgspec
 
 from service.events import Incident, Metadata, Report
 from service.incidents import decide_report, report_event, stream_name
+from service.nul import nul_error
 from service.problems import FieldError, InvalidInput, field_error
 from service.store import AppendRequest
 
@@ -47,6 +48,8 @@ def numbered_lines(body: bytes) -> Iterable[tuple[int, bytes]]:
 
 def parse_line(number: int, line: bytes) -> ParsedLine | list[FieldError]:
     """The incident a line reports, or what is wrong with it (each error names the line)."""
+    if (nul := nul_error(line)) is not None:
+        return [msgspec.structs.replace(nul, line=number)]
     try:
         report = _decoder.decode(line)
     except msgspec.ValidationError as exc:

@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -65,7 +64,7 @@ def serve(settings: Settings, demo: bool) -> None:
             log.info("demo: %s", f"{loaded} incidents loaded" if loaded else "incidents exist")
         app = create_app(msgspec.structs.replace(settings, database_url=dsn))
         log.info("serving on http://%s:%d", settings.host, settings.port)
-        # No per-request access log line: it costs more than some requests do.
+        # No uvicorn access log line: the edge writes one (LEGATION_ACCESS_LOG), in JSON.
         # log_config=None: uvicorn's records go through the JSON handler too.
         uvicorn.run(
             app,
@@ -73,6 +72,11 @@ def serve(settings: Settings, demo: bool) -> None:
             port=settings.port,
             access_log=False,
             log_config=None,
+            # X-Forwarded-For picks the client address that rate limits count by, so only
+            # the configured proxies may set it (uvicorn trusts 127.0.0.1 by default); from
+            # them the right-most address that is not itself a trusted proxy counts.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies),
             # An event stream never ends by itself: after this, SIGTERM closes it (clients
             # resume with Last-Event-ID) and the server stops.
             timeout_graceful_shutdown=GRACE_SECONDS,
@@ -211,12 +215,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `legation` console script."""
     args = _parser().parse_args(argv)
-    logs.configure(access_log=os.environ.get("LEGATION_ACCESS_LOG", "").lower() in {"1", "true"})
     try:
         settings = settings_from_env()
     except InvalidSettings as exc:
         print(f"legation: {exc}", file=sys.stderr)
         return 2
+    logs.configure(access_log=settings.access_log)
     try:
         if args.command == "serve":
             overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}

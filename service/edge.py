@@ -137,12 +137,14 @@ class Edge:
         self.metrics.requests[(route, str(scope.get("method", "")), status)] += 1
         self.metrics.latency[route].observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")  # the forwarded one only from a trusted proxy
             fields = {
                 "request_id": rid,
                 "method": scope.get("method"),
                 "path": scope.get("path"),
                 "status": status,
                 "ms": round(seconds * 1000, 2),
+                "client": client[0] if client else None,
             }
             access_log.info("request", extra={"fields": fields})
 

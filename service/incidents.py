@@ -153,6 +153,7 @@ def decide_correction(state: IncidentState, correction: Correction) -> IncidentC
     if not correction.changes:
         error = FieldError(field="changes", message="must name at least one field")
         raise InvalidInput("changes must name at least one field", errors=[error])
+    _refuse_unknown_fields(state.incident, correction.changes)
     try:
         corrected = msgspec.convert(_merged(state.incident, correction.changes), Incident)
     except msgspec.ValidationError as exc:
@@ -165,10 +166,26 @@ def decide_correction(state: IncidentState, correction: Correction) -> IncidentC
     )
 
 
+def _refuse_unknown_fields(incident: Incident, changes: dict[str, Any]) -> None:
+    # A null would pass the whole-incident check below (it removes the field) and
+    # leave the name in the log for good. The fields are those of the kind the
+    # incident has after the change; an unknown kind is named by that check.
+    kind = changes.get("kind", incident.__struct_config__.tag)
+    if not isinstance(kind, str) or kind not in FIELDS_OF:
+        return
+    errors = [
+        FieldError(field=f"changes.{name}", message=f"is not a field of a {kind} incident")
+        for name in changes
+        if name not in FIELDS_OF[kind]
+    ]
+    if errors:
+        raise InvalidInput(f"{errors[0].field}: {errors[0].message}", errors=errors)
+
+
 def _merged(incident: Incident, changes: dict[str, Any]) -> dict[str, Any]:
     current: dict[str, Any] = msgspec.to_builtins(incident)
     kind = changes.get("kind", current["kind"])
-    if kind != current["kind"] and kind in FIELDS_OF:
+    if kind != current["kind"] and isinstance(kind, str) and kind in FIELDS_OF:
         # A new kind keeps the fields both kinds share; the rest must be given.
         current = {name: value for name, value in current.items() if name in FIELDS_OF[kind]}
     merged = current | changes

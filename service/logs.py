@@ -27,4 +27,5 @@ def configure(level: int = logging.INFO, access_log: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # a library's warning is a log line too, not bare text
     logging.getLogger("legation.access").setLevel(logging.INFO if access_log else logging.WARNING)

@@ -40,15 +40,19 @@ def wait_until_serving(base: str, server: subprocess.Popen[bytes], within: float
 Server = subprocess.Popen[bytes]
 
 
-def start(dsn: str, settings: Mapping[str, str], port: int | None = None) -> tuple[str, Server]:
+def start(
+    dsn: str, settings: Mapping[str, str], port: int | None = None, stderr: Path | None = None
+) -> tuple[str, Server]:
     """Start `legation serve` on `dsn`; returns its base URL and process once it is ready.
 
-    `settings` are LEGATION_* variables without the prefix (`{"rate_limit": "0"}`).
+    `settings` are LEGATION_* variables without the prefix (`{"rate_limit": "0"}`);
+    the server's stderr goes to the file `stderr` if given, else nowhere.
     """
     port = port or free_port()
     env = os.environ | {"DATABASE_URL": dsn, "LEGATION_PORT": str(port)}
     env |= {f"LEGATION_{name.upper()}": value for name, value in settings.items()}
-    process = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL)
+    with open(stderr, "wb") if stderr else open(os.devnull, "wb") as log:
+        process = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process)

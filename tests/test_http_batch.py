@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
 
 import msgspec
 from litestar.testing import AsyncTestClient
 
+from service.batches import MAX_LINES
 from service.routes.batch import CHUNK_LINES
 from tests.factories import expulsion, sanctions_round, territorial_control
+from tests.servers import serving
 
 Client = AsyncTestClient[Any]
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -171,3 +174,54 @@ async def test_an_id_repeated_across_chunks_is_422(client: Client) -> None:
         {"field": "id", "message": "repeats the incident id of line 1", "line": MANY}
     ]
     assert await log_size(client) == 0
+
+
+async def test_a_nul_character_in_a_batch_is_422_naming_line_and_field(client: Client) -> None:
+    nul = expulsion(sources=[{"outlet": "AFP", "url": "https://a.example/\u0000x"}])
+    body = ndjson(expulsion(), nul)
+    response = await client.post("/v1/incidents:batch", content=body, headers=NDJSON)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "sources[0].url",
+            "message": "must not contain the NUL character (\\u0000)",
+            "line": 2,
+        }
+    ]
+    assert await log_size(client) == 0
+
+
+async def test_blank_lines_count_toward_the_line_limit(client: Client) -> None:
+    at_limit = b"\n" * (MAX_LINES - 1) + ndjson(expulsion())  # the report is line 10,000
+    assert (await client.post("/v1/incidents:batch", content=at_limit, headers=NDJSON)).is_success
+    for past in (b"\n" * MAX_LINES + ndjson(expulsion()), at_limit + b"\n", b"\n" * (32 << 20)):
+        response = await client.post("/v1/incidents:batch", content=past, headers=NDJSON)
+        assert response.status_code == 422
+        assert "at most 10000 lines" in response.json()["detail"]
+    assert await log_size(client) == 1
+
+
+def status_line(sock: socket.socket) -> bytes:
+    """The first line of the answer on `sock` (raises TimeoutError if none comes)."""
+    answer = b""
+    while b"\r\n" not in answer:
+        received = sock.recv(4096)
+        assert received, "the server closed the connection without answering"
+        answer += received
+    return answer.split(b"\r\n")[0]
+
+
+async def test_a_batch_past_the_line_limit_is_answered_before_the_rest_is_sent(
+    dsn: str, admin_key: str
+) -> None:
+    announced = 32 << 20  # a body of 32 MiB of newlines, of which 64 KiB is ever sent
+    head = (
+        "POST /v1/incidents:batch HTTP/1.1\r\nHost: legation\r\n"
+        f"Authorization: Bearer {admin_key}\r\nContent-Type: application/x-ndjson\r\n"
+        f"Content-Length: {announced}\r\n\r\n"
+    ).encode()
+    with serving(dsn, rate_limit="0") as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + b"\n" * (64 << 10))
+            assert status_line(sock) == b"HTTP/1.1 422 Unprocessable Entity"

@@ -252,6 +252,56 @@ async def test_a_nul_character_is_422_not_500(client: Client) -> None:
     assert await log_size(client) == 0
 
 
+NUL_URL = "https://a.example/\u0000x"
+
+
+async def test_a_nul_character_anywhere_is_422_naming_the_field(client: Client) -> None:
+    reported = await report(client, expulsion(sources=[{"outlet": "AFP", "url": NUL_URL}]))
+    assert reported.status_code == 422
+    assert reported.json()["errors"] == [
+        {"field": "sources[0].url", "message": "must not contain the NUL character (\\u0000)"}
+    ]
+    incident = await _reported(client)
+    url = f"/v1/incidents/{incident['id']}"
+    cited = await client.post(f"{url}/sources", json={"outlet": "AFP", "url": NUL_URL})
+    assert cited.status_code == 422
+    assert cited.json()["errors"][0]["field"] == "url"
+    for changes, field in [
+        ({"count\u0000": 3}, "changes"),
+        (
+            {"sources": [{"outlet": "AFP"}, {"outlet": "x", "url": NUL_URL}]},
+            "changes.sources[1].url",
+        ),
+    ]:
+        corrected = await client.post(f"{url}/corrections", json={"changes": changes})
+        assert corrected.status_code == 422, changes
+        assert corrected.json()["errors"][0]["field"] == field
+    assert await log_size(client) == 1
+
+
+async def test_a_correction_naming_a_field_its_kind_lacks_is_422(client: Client) -> None:
+    incident = await _reported(client)
+    url = f"/v1/incidents/{incident['id']}/corrections"
+    for changes, field in [
+        ({"bogus": None}, "changes.bogus"),
+        ({"count": 3, "bogus": None}, "changes.bogus"),
+        # The kind it becomes decides: a sanctions round has no count to remove.
+        (
+            {"kind": "sanctions_round", "imposing": "EU", "target": "RU", "count": None},
+            "changes.count",
+        ),
+        ({"kind": []}, "changes.kind"),
+    ]:
+        response = await client.post(url, json={"changes": changes})
+        assert response.status_code == 422, changes
+        assert response.json()["errors"][0]["field"] == field
+    assert await log_size(client) == 1
+    changed = {"kind": "sanctions_round", "imposing": "EU", "target": "RU"}
+    response = await client.post(url, json={"changes": changed})
+    assert response.status_code == 200
+    assert (response.json()["kind"], response.json()["target"]) == ("sanctions_round", "RU")
+
+
 async def test_deeply_nested_json_is_422_not_500(client: Client) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     headers = {"content-type": "application/json"}

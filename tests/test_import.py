@@ -40,6 +40,17 @@ async def test_bad_lines_fail_alone_and_are_named(dsn: str, tmp_path: Path) -> N
     assert [(e.line, e.field) for e in summary.failed] == [(2, "count"), (4, "body")]
 
 
+async def test_a_line_with_a_nul_character_fails_alone(
+    dsn: str, tmp_path: Path, pool: asyncpg.Pool[Any]
+) -> None:
+    nul = expulsion(sources=[{"outlet": "AFP", "url": "https://a.example/\u0000x"}])
+    path = write(tmp_path / "nul.ndjson", expulsion(), nul, sanctions_round())
+    summary = await import_file(dsn, path)
+    assert summary.imported == 2
+    assert [(e.line, e.field) for e in summary.failed] == [(2, "sources[0].url")]
+    assert await pool.fetchval("SELECT count(*) FROM events") == 2
+
+
 def test_the_command_prints_a_summary_and_fails_on_bad_lines(dsn: str, tmp_path: Path) -> None:
     path = write(tmp_path / "cli.ndjson", expulsion(), expulsion(expelled="RU"))
     env = {"DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"}

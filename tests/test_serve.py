@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.factories import expulsion
-from tests.servers import LEGATION, free_port, wait_until_serving
+from tests.servers import LEGATION, free_port, start, stop, wait_until_serving
 
 
 def test_serve_without_database_url_runs_an_embedded_postgresql(data_dir: Path) -> None:
@@ -75,3 +76,42 @@ def test_sigterm_lets_a_request_in_flight_finish(dsn: str) -> None:
             server.kill()
     assert [response.status_code for response in answers] == [503]
     assert answers[0].headers["retry-after"] == "1"
+
+
+def test_every_line_a_running_server_writes_is_json_and_requests_are_logged(
+    dsn: str, tmp_path: Path
+) -> None:
+    stderr = tmp_path / "stderr"
+    base, server = start(dsn, {"access_log": "true"}, stderr=stderr)
+    try:
+        read = httpx.get(f"{base}/v1/events", headers={"X-Request-ID": "trace-1"}, timeout=10)
+        refused = httpx.post(f"{base}/v1/incidents", json=expulsion(), timeout=10)
+    finally:
+        assert stop(server) == 0
+    assert (read.status_code, refused.status_code) == (200, 401)
+    lines = stderr.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]  # start-up, requests and shutdown alike
+    assert any(entry["logger"] == "uvicorn.error" for entry in entries)
+    access = [
+        entry
+        for entry in entries
+        if entry["logger"] == "legation.access" and entry["path"] != "/ready"  # start()'s probe
+    ]
+    fields = ("method", "path", "status", "request_id", "client")
+    assert [tuple(entry[name] for name in fields) for entry in access] == [
+        ("GET", "/v1/events", 200, "trace-1", "127.0.0.1"),
+        ("POST", "/v1/incidents", 401, refused.headers["x-request-id"], "127.0.0.1"),
+    ]
+    assert all(entry["ms"] >= 0 for entry in access)
+
+
+def test_access_lines_are_off_unless_asked_for(dsn: str, tmp_path: Path) -> None:
+    stderr = tmp_path / "stderr"
+    base, server = start(dsn, {}, stderr=stderr)
+    try:
+        assert httpx.get(f"{base}/v1/events", timeout=10).status_code == 200
+    finally:
+        assert stop(server) == 0
+    loggers = {json.loads(line)["logger"] for line in stderr.read_text().splitlines()}
+    assert "uvicorn.error" in loggers
+    assert "legation.access" not in loggers

@@ -5,6 +5,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 
+from service.nul import refuse_nul
 from service.problems import FieldError, InvalidInput, MalformedJson, Problem, invalid
 
 T = TypeVar("T")
@@ -29,6 +30,7 @@ async def json_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decod
     """The body decoded strictly: 400 when it is not JSON, 422 naming the bad field."""
     require_json(request)
     raw = await request.body()
+    refuse_nul(raw)
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
