@@ -45,7 +45,7 @@ class KeyCache:
             return cached[1]
         runtime = connection.app.state.runtime
         async with runtime.pool.acquire() as conn:
-            found = await lookup(conn, key)
+            found = await lookup(conn, key, runtime.settings.key_secret)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (now, found)
