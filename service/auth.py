@@ -52,6 +52,14 @@ class KeyCache:
         return found
 
 
+def request_key(connection: ASGIConnection[Any, Any, Any, Any]) -> Key:
+    """The key a request was authorised with (on routes whose scope needs one)."""
+    key = connection.scope.get("legation_key")
+    if not isinstance(key, Key):
+        raise RuntimeError(f"{connection.url.path} was not authorised with a key")
+    return key
+
+
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -98,3 +106,4 @@ async def authorize(
             },
         )
     connection.scope["legation_actor"] = key.name  # type: ignore[typeddict-unknown-key]
+    connection.scope["legation_key"] = key  # type: ignore[typeddict-unknown-key]
