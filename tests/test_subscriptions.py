@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from standardwebhooks.webhooks import Webhook
@@ -21,6 +22,7 @@ from service.sealing import SecretUnreadable, seal, unseal
 from service.webhooks import new_secret
 from tests.conftest import authorised, make_key
 from tests.factories import expulsion
+from tests.servers import serving
 from tests.test_runtime_role import as_runtime
 
 Client = AsyncTestClient[Any]
@@ -173,17 +175,15 @@ async def test_a_key_may_hold_at_most_the_configured_number_of_subscriptions(dsn
 
 async def test_concurrent_creations_do_not_pass_the_cap(dsn: str, pool: asyncpg.Pool[Any]) -> None:
     key = await make_key(dsn, ("subscribe",), name="racer")
-    app = create_app(settings(dsn, max_subscriptions_per_key=3, pool_max_size=12))
-    async with AsyncTestClient(app=app) as client:
-        authorised(client, key)
-        answers = await asyncio.gather(
-            *(
-                client.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hooks"})
-                for _ in range(12)
+    body = {"url": "http://127.0.0.1:9/hooks"}
+    # A real server: the test client hands the app one request at a time.
+    with serving(dsn, max_subscriptions_per_key="3", webhook_allow_private="true") as base:
+        async with httpx.AsyncClient(base_url=base, headers=bearer(key), timeout=30) as client:
+            answers = await asyncio.gather(
+                *(client.post("/v1/subscriptions", json=body) for _ in range(16))
             )
-        )
     statuses = sorted(answer.status_code for answer in answers)
-    assert statuses == [201] * 3 + [409] * 9
+    assert statuses == [201] * 3 + [409] * 13
     assert await pool.fetchval("SELECT count(*) FROM subscriptions WHERE owner = 'racer'") == 3
 
 
