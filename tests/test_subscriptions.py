@@ -290,3 +290,24 @@ def test_a_sealed_secret_opens_only_for_its_subscription_and_key_secret() -> Non
         unseal("key secret", other, sealed)  # copied onto another row
     with pytest.raises(SecretUnreadable):
         unseal("another key secret", one, sealed)
+
+
+async def test_deliveries_carry_a_next_link_too(
+    app_client: Client, admin_key: str, pool: asyncpg.Pool[Any]
+) -> None:
+    made = await subscribe(app_client, admin_key)
+    await pool.execute(
+        "INSERT INTO deliveries (subscription_id, event_id, position, attempt, latency_ms)"
+        " SELECT $1, gen_random_uuid(), n, 1, 5 FROM generate_series(1, 3) n",
+        uuid.UUID(made),
+    )
+    url = f"/v1/subscriptions/{made}/deliveries?limit=2"
+    first = await app_client.get(url, headers=bearer(admin_key))
+    cursor = first.json()["next_cursor"]
+    assert (
+        first.headers["link"]
+        == f'</v1/subscriptions/{made}/deliveries?limit=2&cursor={cursor}>; rel="next"'
+    )
+    last = await app_client.get(f"{url}&cursor={cursor}", headers=bearer(admin_key))
+    assert [d["position"] for d in last.json()["items"]] == [1]
+    assert "link" not in last.headers
