@@ -116,10 +116,8 @@ class DeliveryPage(msgspec.Struct, frozen=True):
 
 _new_decoder = msgspec.json.Decoder(NewSubscription)
 _change_decoder = msgspec.json.Decoder(SubscriptionChange)
-COLUMNS = "id, url, types, countries, position, active, deactivated_reason, created_at"
-
-
 _cursor_decoder = msgspec.json.Decoder(Cursor)
+COLUMNS = "id, url, types, countries, position, active, deactivated_reason, created_at"
 
 
 def _subscription(row: Any) -> Subscription:
