@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from service.config import settings_from_env
 from service.database import connect, migrate
 from service.keys import create_key
 
@@ -98,7 +99,9 @@ AUTH: dict[str, str] = {}
 async def _make_key(dsn: str) -> str:
     conn = await connect(dsn)
     try:
-        return await create_key(conn, f"bench-{os.getpid()}", ("admin",))
+        # Hashed as the servers it benchmarks (started with this environment) check it.
+        secret = settings_from_env().key_secret
+        return await create_key(conn, f"bench-{os.getpid()}", ("admin",), secret)
     finally:
         await conn.close()
 

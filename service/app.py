@@ -23,6 +23,7 @@ from service.routes import events, health, incidents, standings, stream, subscri
 from service.routes.batch import batch_route
 from service.routes.options import allow_handlers
 from service.runtime import Runtime, provide_runtime
+from service.sealing import seal_clear_secrets
 from service.webhooks import Deliverer
 
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> Litestar:
         for worker in (appends, doorbell, projector):
             worker.start()
         await fanout.start()
+        await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
         deliverer = Deliverer(pool, doorbell, settings)
         deliverer.start()
         app.state.runtime = Runtime(

@@ -45,11 +45,19 @@ class KeyCache:
             return cached[1]
         runtime = connection.app.state.runtime
         async with runtime.pool.acquire() as conn:
-            found = await lookup(conn, key)
+            found = await lookup(conn, key, runtime.settings.key_secret)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (now, found)
         return found
+
+
+def request_key(connection: ASGIConnection[Any, Any, Any, Any]) -> Key:
+    """The key a request was authorised with (on routes whose scope needs one)."""
+    key = connection.scope.get("legation_key")
+    if not isinstance(key, Key):
+        raise RuntimeError(f"{connection.url.path} was not authorised with a key")
+    return key
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -98,3 +106,4 @@ async def authorize(
             },
         )
     connection.scope["legation_actor"] = key.name  # type: ignore[typeddict-unknown-key]
+    connection.scope["legation_key"] = key  # type: ignore[typeddict-unknown-key]

@@ -18,7 +18,7 @@ from rich.progress import MofNCompleteColumn, Progress
 
 from service import logs
 from service.app import create_app
-from service.config import InvalidSettings, Settings, settings_from_env
+from service.config import DEFAULT_KEY_SECRET, InvalidSettings, Settings, settings_from_env
 from service.database import connect, create_pool, migrate
 from service.demo import load_demo
 from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
@@ -53,8 +53,33 @@ def _leave(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def check_key_secret(settings: Settings) -> None:
+    """Warn about the built-in key secret; refuse it (exit 2) in production.
+
+    Anyone who has the source has that secret: with it, a copy of the database
+    gives away the webhook secrets and lets API keys be checked offline.
+    """
+    if settings.key_secret != DEFAULT_KEY_SECRET:
+        return
+    if settings.env == "production":
+        print(
+            "legation: LEGATION_ENV=production refuses the built-in key secret: set"
+            " LEGATION_KEY_SECRET to a long random value (API keys and webhook secrets"
+            " depend on it, so keep it once set)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    log.warning(
+        "LEGATION_KEY_SECRET is the built-in default: API keys are hashed and webhook secrets"
+        " encrypted with a secret anyone can read in the source; set it (LEGATION_ENV=production"
+        " refuses to start with the default)",
+        extra={"fields": {"setting": "LEGATION_KEY_SECRET"}},
+    )
+
+
 def serve(settings: Settings, demo: bool) -> None:
     """Migrate, optionally load the demo incidents, and serve HTTP."""
+    check_key_secret(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _leave)
     with database(settings) as dsn:
@@ -156,13 +181,13 @@ def rebuild_command(settings: Settings) -> None:
     print(f"rebuilt the read models from the log up to position {position}")
 
 
-async def keys_command(dsn: str, args: argparse.Namespace) -> int:
-    """`legation keys create|list|revoke`."""
+async def keys_command(dsn: str, args: argparse.Namespace, secret: str) -> int:
+    """`legation keys create|list|revoke`; keys are hashed with `secret` (Settings.key_secret)."""
     conn = await connect(dsn)
     try:
         if args.keys_command == "create":
             try:
-                key = await create_key(conn, args.name, parse_scopes(args.scopes))
+                key = await create_key(conn, args.name, parse_scopes(args.scopes), secret)
             except InvalidKeyRequest as exc:
                 print(f"legation: {exc}", file=sys.stderr)
                 return 2
@@ -238,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "keys":
             with database(settings) as dsn:
                 migrate(dsn)
-                return asyncio.run(keys_command(dsn, args))
+                return asyncio.run(keys_command(dsn, args, settings.key_secret))
     except EmbeddedPostgresError as exc:
         print(f"legation: {exc}", file=sys.stderr)
         return 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from typing import TYPE_CHECKING, Final
 
@@ -15,9 +14,9 @@ if TYPE_CHECKING:
 
 SCOPES: Final = ("read", "write", "subscribe", "admin")
 PREFIX: Final = "lg_"
-# The keys are 256 random bits, so the hash needs no slowness; keying it means a
-# copy of the table cannot be checked against keys without the server's secret.
-_DEFAULT_SECRET: Final = b"legation api keys"
+# The keys are 256 random bits, so the hash needs no slowness; keying it (with
+# Settings.key_secret) means a copy of the table cannot be checked against keys
+# without the server's secret.
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -35,10 +34,9 @@ class InvalidKeyRequest(ValueError):
     """A key cannot be made as asked (bad name, unknown scope, name taken)."""
 
 
-def key_hash(key: str) -> bytes:
-    """The keyed hash stored for a key."""
-    secret = os.environ.get("LEGATION_KEY_SECRET", "").encode() or _DEFAULT_SECRET
-    return hmac.new(secret, key.encode(), hashlib.sha256).digest()
+def key_hash(key: str, secret: str) -> bytes:
+    """The keyed hash stored for a key, keyed with the server's secret (Settings.key_secret)."""
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).digest()
 
 
 def parse_scopes(text: str) -> tuple[str, ...]:
@@ -50,14 +48,14 @@ def parse_scopes(text: str) -> tuple[str, ...]:
     return scopes
 
 
-async def create_key(conn: Connection, name: str, scopes: tuple[str, ...]) -> str:
-    """Make a key and store its hash; the key itself is returned once and never stored."""
+async def create_key(conn: Connection, name: str, scopes: tuple[str, ...], secret: str) -> str:
+    """Make a key and store its hash under `secret`; the key is returned once, never stored."""
     key = PREFIX + secrets.token_urlsafe(32)
     try:
         await conn.execute(
             "INSERT INTO api_keys (name, key_hash, scopes) VALUES ($1, $2, $3)",
             name,
-            key_hash(key),
+            key_hash(key, secret),
             list(scopes),
         )
     except Exception as exc:
@@ -75,9 +73,9 @@ async def revoke_key(conn: Connection, name: str) -> bool:
     return revoked is not None
 
 
-async def lookup(conn: Connection, key: str) -> Key | None:
+async def lookup(conn: Connection, key: str, secret: str) -> Key | None:
     """The unrevoked key with this value, if any (compared by hash, in constant time)."""
-    digest = key_hash(key)
+    digest = key_hash(key, secret)
     row = await conn.fetchrow(
         "SELECT name, scopes, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         digest,

@@ -24,6 +24,7 @@ import msgspec
 
 from service.fanout import LiveEvent, matches, read_live
 from service.feed import cancel
+from service.sealing import unseal
 from service.ssrf import UnsafeUrl, pinned
 from service.store import LogFilter, head_position
 
@@ -229,7 +230,9 @@ class Deliverer:
             "content-type": "application/cloudevents+json",
             "webhook-id": message_id,
             "webhook-timestamp": str(now),
-            "webhook-signature": signature(row["secret"], message_id, now, body),
+            "webhook-signature": signature(
+                unseal(self._settings.key_secret, row["id"], row["secret"]), message_id, now, body
+            ),
         }
         started = time.monotonic()
         try:

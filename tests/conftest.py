@@ -20,7 +20,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
-from service.config import Settings
+from service.config import DEFAULT_KEY_SECRET, Settings
 from service.database import connect, create_pool, migrate
 from service.embedded import EmbeddedPostgres
 from service.keys import create_key
@@ -102,11 +102,16 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool[Any]]:
     await made.close()
 
 
-async def make_key(dsn: str, scopes: tuple[str, ...] = ("admin",), name: str = "") -> str:
-    """A new API key in the test's database."""
+async def make_key(
+    dsn: str,
+    scopes: tuple[str, ...] = ("admin",),
+    name: str = "",
+    secret: str = DEFAULT_KEY_SECRET,
+) -> str:
+    """A new API key in the test's database, hashed with `secret` (the apps' default)."""
     conn = await connect(dsn)
     try:
-        return await create_key(conn, name or f"test-{uuid.uuid4().hex[:8]}", scopes)
+        return await create_key(conn, name or f"test-{uuid.uuid4().hex[:8]}", scopes, secret)
     finally:
         await conn.close()
 

@@ -1,9 +1,17 @@
-"""Webhook subscriptions: create (the secret is shown once), read, pause, delete, deliveries."""
+"""Webhook subscriptions: create (the secret is shown once), read, pause, delete, deliveries.
+
+A subscription belongs to the key that made it (`owner`, its name): a `subscribe`
+key sees and changes only its own, and another's id is a 404 as if it did not
+exist; an `admin` key sees every one, including those made before owners
+existed (owner NULL), which no other key sees.
+"""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 import msgspec
@@ -11,11 +19,13 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from service.auth import request_key
 from service.headers import POSITION
-from service.problems import NotFound
+from service.problems import FieldError, InvalidInput, NotFound, Problem
 from service.routes.bodies import json_body
 from service.routes.events import log_filter
 from service.runtime import Runtime
+from service.sealing import seal
 from service.ssrf import check_url
 from service.store import head_position
 from service.webhooks import new_secret
@@ -25,6 +35,15 @@ Url = Annotated[
 ]
 Names = Annotated[list[str], msgspec.Meta(max_length=20)]
 PROBLEMS = (400, 401, 403, 404, 413, 415, 422)
+# pg_advisory_xact_lock(class, hashtext(owner)): one key's creations take turns,
+# so two at once cannot both see room under the cap ("subs" in ASCII).
+OWNER_LOCK: Final = 1_937_072_755
+
+
+class SubscriptionLimit(Problem):
+    """The key already holds as many subscriptions as it may."""
+
+    status, slug, title = 409, "subscription-limit", "The key holds its maximum of subscriptions"
 
 
 class NewSubscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -62,9 +81,17 @@ class CreatedSubscription(Subscription, frozen=True, kw_only=True):
 
 
 class SubscriptionPage(msgspec.Struct, frozen=True):
-    """Every subscription."""
+    """A page of subscriptions, oldest first; `next_cursor` is null on the last page."""
 
     items: list[Subscription]
+    next_cursor: str | None
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page of subscriptions ended: the last one's creation time and id."""
+
+    created_at: datetime
+    id: UUID
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -89,6 +116,7 @@ class DeliveryPage(msgspec.Struct, frozen=True):
 
 _new_decoder = msgspec.json.Decoder(NewSubscription)
 _change_decoder = msgspec.json.Decoder(SubscriptionChange)
+_cursor_decoder = msgspec.json.Decoder(Cursor)
 COLUMNS = "id, url, types, countries, position, active, deactivated_reason, created_at"
 
 
@@ -96,12 +124,39 @@ def _subscription(row: Any) -> Subscription:
     return msgspec.convert(dict(row), Subscription)
 
 
+def _visible_to(request: Request[Any, Any, Any]) -> str | None:
+    """The owner whose subscriptions the request's key sees; None (every one) for admin."""
+    key = request_key(request)
+    return None if key.allows("admin") else key.name
+
+
+def _cursor(value: str | None) -> Cursor | None:
+    if value is None:
+        return None
+    try:
+        return _cursor_decoder.decode(base64.urlsafe_b64decode(value.encode() + b"=="))
+    except (ValueError, msgspec.DecodeError):
+        error = FieldError("cursor", "is not a cursor this API returned")
+        raise InvalidInput("cursor: is not a cursor this API returned", errors=[error]) from None
+
+
+def _encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str) -> dict[str, str]:
+    """The RFC 8288 `Link: <...>; rel="next"` header: this request's URL with `cursor`."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", cursor))
+    return {"Link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
+
+
 @post(
     "/v1/subscriptions",
     status_code=201,
     tags=["subscriptions"],
     summary="Subscribe a webhook",
-    opt={"body": NewSubscription, "problems": PROBLEMS, "scope": "subscribe"},
+    opt={"body": NewSubscription, "problems": (*PROBLEMS, 409), "scope": "subscribe"},
 )
 async def create_subscription(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
@@ -110,18 +165,27 @@ async def create_subscription(
     body = await json_body(request, _new_decoder)
     filters = log_filter(body.types, body.countries)
     await check_url(body.url, runtime.settings.webhook_allow_private)
-    secret = new_secret()
-    async with runtime.pool.acquire() as conn:
+    owner, cap = request_key(request).name, runtime.settings.max_subscriptions_per_key
+    subscription_id, secret = uuid4(), new_secret()
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", OWNER_LOCK, owner)
+        held = await conn.fetchval("SELECT count(*) FROM subscriptions WHERE owner = $1", owner)
+        if held >= cap:
+            raise SubscriptionLimit(
+                f"the key {owner!r} holds {held} subscriptions, the most it may"
+                f" (LEGATION_MAX_SUBSCRIPTIONS_PER_KEY={cap}); delete one to make another"
+            )
         start = body.after if body.after is not None else await head_position(conn)
         row = await conn.fetchrow(
-            f"INSERT INTO subscriptions (id, url, secret, types, countries, position)"
-            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}",
-            uuid4(),
+            f"INSERT INTO subscriptions (id, url, secret, types, countries, position, owner)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}",
+            subscription_id,
             body.url,
-            secret,
+            seal(runtime.settings.key_secret, subscription_id, secret),
             list(filters.types),
             list(filters.countries),
             start,
+            owner,
         )
     runtime.deliverer.subscriptions_changed()
     created = CreatedSubscription(**msgspec.structs.asdict(_subscription(row)), secret=secret)
@@ -133,17 +197,38 @@ async def create_subscription(
     "/v1/subscriptions",
     tags=["subscriptions"],
     summary="List subscriptions",
-    opt={"problems": (401, 403), "scope": "subscribe"},
+    opt={"problems": (401, 403, 422), "scope": "subscribe"},
 )
-async def list_subscriptions(runtime: NamedDependency[Runtime]) -> SubscriptionPage:
-    """Every subscription, oldest first."""
-    rows = await runtime.pool.fetch(f"SELECT {COLUMNS} FROM subscriptions ORDER BY created_at, id")
-    return SubscriptionPage([_subscription(row) for row in rows])
+async def list_subscriptions(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+) -> Response[SubscriptionPage]:
+    """The key's subscriptions (every one for admin), oldest first; page on with `cursor`."""
+    after = _cursor(cursor)
+    rows = await runtime.pool.fetch(
+        f"SELECT {COLUMNS} FROM subscriptions WHERE ($1::text IS NULL OR owner = $1)"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
+        " ORDER BY created_at, id LIMIT $4",
+        _visible_to(request),
+        after and after.created_at,
+        after and after.id,
+        limit + 1,
+    )
+    items = [_subscription(row) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return Response(SubscriptionPage(items, None))
+    following = _encode_cursor(Cursor(items[-1].created_at, items[-1].id))
+    return Response(SubscriptionPage(items, following), headers=next_link(request, following))
 
 
-async def _one(runtime: Runtime, subscription_id: UUID) -> Subscription:
+async def _one(runtime: Runtime, subscription_id: UUID, owner: str | None) -> Subscription:
+    """The subscription if `owner` (None: anyone) holds it; else 404, as for a missing one."""
     row = await runtime.pool.fetchrow(
-        f"SELECT {COLUMNS} FROM subscriptions WHERE id = $1", subscription_id
+        f"SELECT {COLUMNS} FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR owner = $2)",
+        subscription_id,
+        owner,
     )
     if row is None:
         raise NotFound(f"no subscription {subscription_id}")
@@ -157,10 +242,12 @@ async def _one(runtime: Runtime, subscription_id: UUID) -> Subscription:
     opt={"problems": (401, 403, 404), "scope": "subscribe"},
 )
 async def read_subscription(
-    runtime: NamedDependency[Runtime], subscription_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    subscription_id: FromPath[UUID],
 ) -> Subscription:
     """One subscription (without its secret)."""
-    return await _one(runtime, subscription_id)
+    return await _one(runtime, subscription_id, _visible_to(request))
 
 
 @patch(
@@ -176,15 +263,18 @@ async def change_subscription(
 ) -> Subscription:
     """`{"active": false}` pauses deliveries; `true` resumes them where they stopped."""
     change = await json_body(request, _change_decoder)
-    await runtime.pool.execute(
+    row = await runtime.pool.fetchrow(
         "UPDATE subscriptions SET active = $2, deactivated_reason = CASE WHEN $2 THEN NULL"
         " ELSE 'paused' END, attempt = 0, failing_since = NULL, next_attempt_at = now()"
-        " WHERE id = $1",
+        f" WHERE id = $1 AND ($3::text IS NULL OR owner = $3) RETURNING {COLUMNS}",
         subscription_id,
         change.active,
+        _visible_to(request),
     )
+    if row is None:
+        raise NotFound(f"no subscription {subscription_id}")
     runtime.deliverer.subscriptions_changed()
-    return await _one(runtime, subscription_id)
+    return _subscription(row)
 
 
 @delete(
@@ -194,11 +284,15 @@ async def change_subscription(
     opt={"problems": (401, 403, 404), "scope": "subscribe"},
 )
 async def delete_subscription(
-    runtime: NamedDependency[Runtime], subscription_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    subscription_id: FromPath[UUID],
 ) -> None:
     """Stop and forget a subscription and its delivery log."""
     deleted = await runtime.pool.fetchval(
-        "DELETE FROM subscriptions WHERE id = $1 RETURNING id", subscription_id
+        "DELETE FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR owner = $2) RETURNING id",
+        subscription_id,
+        _visible_to(request),
     )
     if deleted is None:
         raise NotFound(f"no subscription {subscription_id}")
@@ -211,13 +305,14 @@ async def delete_subscription(
     opt={"problems": (401, 403, 404, 422), "scope": "subscribe"},
 )
 async def list_deliveries(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     subscription_id: FromPath[UUID],
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, QueryParameter(ge=1, le=2**62)] = None,
-) -> DeliveryPage:
+) -> Response[DeliveryPage]:
     """Attempts newest first, each with status code, latency, error and next retry."""
-    await _one(runtime, subscription_id)
+    await _one(runtime, subscription_id, _visible_to(request))
     rows = await runtime.pool.fetch(
         "SELECT id, event_id, position, attempt, status_code, latency_ms, error, next_retry_at,"
         " attempted_at FROM deliveries WHERE subscription_id = $1 AND ($2::bigint IS NULL"
@@ -227,7 +322,10 @@ async def list_deliveries(
         limit + 1,
     )
     items = [msgspec.convert(dict(row), Delivery) for row in rows[:limit]]
-    return DeliveryPage(items, rows[limit - 1]["id"] if len(rows) > limit else None)
+    if len(rows) <= limit:
+        return Response(DeliveryPage(items, None))
+    following = rows[limit - 1]["id"]
+    return Response(DeliveryPage(items, following), headers=next_link(request, str(following)))
 
 
 ROUTES = [
