@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("legation.fanout")
 POLL_INTERVAL: Final = 1.0
+HEAD_INTERVAL: Final = 0.1  # how often the head is read while nobody follows
 PAGE: Final = 1000
 QUEUE_BATCHES: Final = 256
 HEARTBEAT: Final = b": heartbeat\n\n"
@@ -198,6 +200,7 @@ class Fanout:
         self._subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self.head = 0
+        self._head_read_at = -HEAD_INTERVAL
 
     async def start(self) -> None:
         """Start following from the current head of the log."""
@@ -246,14 +249,16 @@ class Fanout:
             self.head = batch.last
             for subscription in list(self._subscriptions):
                 subscription.offer(batch)
-        if not self._subscriptions and self._doorbell.head:
-            # Nobody listens: keep the head current for the next subscriber from what
-            # the appends announced (one missed only makes its first read longer).
-            self.head = max(self.head, self._doorbell.head)
-        elif not self._subscriptions:
-            # Nothing heard yet: read it, unless a subscriber arrived meanwhile (it
-            # may need what lies past the head read here).
-            async with self._pool.acquire() as conn:
-                head = await head_position(conn)
-            if not self._subscriptions:
-                self.head = head
+        if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
+            await self._read_head()
+
+    async def _read_head(self) -> None:
+        # Nobody listens: keep the head near the log's end, so that the next
+        # subscriber's first read is short. From the table, never from a NOTIFY
+        # payload (anyone may send one), and at most once an interval under load.
+        self._head_read_at = time.monotonic()
+        async with self._pool.acquire() as conn:
+            head = await head_position(conn)
+        # A subscriber that arrived meanwhile may need what lies past the head read here.
+        if not self._subscriptions:
+            self.head = max(self.head, head)

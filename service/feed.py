@@ -2,7 +2,8 @@
 
 A notification only says "the log grew"; followers always re-read the table by
 position, and poll when no bell rings, so a lost notification only delays them.
-The same connection hears the projector announce each new checkpoint.
+The same connection hears the projector announce each new checkpoint. Payloads are
+never believed: any database login may NOTIFY these channels with any text.
 """
 
 import asyncio
@@ -40,14 +41,6 @@ class Signal:
         return event.is_set()
 
 
-def _position(payload: object) -> int | None:
-    """The log position a notification carries (None when it carries none)."""
-    try:
-        return int(str(payload))
-    except ValueError:
-        return None
-
-
 async def cancel(task: asyncio.Task[None] | None) -> None:
     """Cancel a background task and wait until it has stopped."""
     if task is not None:
@@ -64,11 +57,10 @@ class Doorbell:
         self._rung = Signal()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        self._projected: list[Callable[[int], None]] = []
-        self.head = 0  # the last position an append announced (0: none heard yet)
+        self._projected: list[Callable[[], None]] = []
 
-    def on_projected(self, callback: Callable[[int], None]) -> None:
-        """Call `callback` with each checkpoint the projector announces."""
+    def on_projected(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the projector announces a checkpoint (to read from the table)."""
         self._projected.append(callback)
 
     def start(self) -> None:
@@ -88,16 +80,12 @@ class Doorbell:
         """Wait for the next ring, at most `within` seconds; whether it rang."""
         return await self._rung.wait(within)
 
-    def _appended(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        # append_events says where the log ends; a stranger's NOTIFY only rings.
-        if (position := _position(payload)) is not None:
-            self.head = max(self.head, position)
+    def _appended(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
         self.ring()
 
-    def _announced(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        if (position := _position(payload)) is not None:
-            for callback in self._projected:
-                callback(position)
+    def _announced(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
+        for callback in self._projected:
+            callback()
 
     async def _run(self) -> None:
         while True:

@@ -6,7 +6,8 @@ processes on one database only the holder of an advisory lock projects; the
 others stand by and take over when its session ends. A process told not to
 project (`LEGATION_PROJECTOR=separate`, beside a `legation project` process)
 only follows the checkpoint. Each advance is announced on PROJECTED_CHANNEL, so
-processes that do not project learn the new position without polling.
+processes that do not project learn of it without polling; they read the position
+from the checkpoint row, never from the announcement (anyone may NOTIFY).
 """
 
 from __future__ import annotations
@@ -111,17 +112,21 @@ class Projector:
         self.active = False
         self._advanced = Signal()
         self._task: asyncio.Task[None] | None = None
+        self._announced = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
         self._refreshing = asyncio.Lock()
         self._refreshed_at = -REFRESH_INTERVAL
 
     def start(self) -> None:
         """Start projecting (or standing by) in the background."""
         self._task = asyncio.create_task(self._run(), name="legation-projector")
+        self._reader = asyncio.create_task(self._read_announced(), name="legation-checkpoint")
 
     async def stop(self) -> None:
         """Stop; a batch in flight rolls back and is applied again by the next projector."""
+        await cancel(self._reader)
         await cancel(self._task)
-        self._task = None
+        self._task = self._reader = None
 
     async def caught_up(self, position: int, within: float) -> bool:
         """Wait until the read models include `position`; False after `within` seconds."""
@@ -142,13 +147,28 @@ class Projector:
             return self.position
         async with self._refreshing:
             if time.monotonic() - self._refreshed_at >= REFRESH_INTERVAL:
-                async with self._pool.acquire() as conn:
-                    self._moved(max(self.position, await checkpoint(conn)))
-                self._refreshed_at = time.monotonic()
+                await self._read_checkpoint()
         return self.position
 
-    def heard(self, position: int) -> None:
-        """The projecting process announced `position` (its own announcements included)."""
+    def heard(self) -> None:
+        """The projecting process announced a checkpoint (its own announcements included)."""
+        self._announced.set()
+
+    async def _read_announced(self) -> None:  # returns only when cancelled
+        # One reader for every announcement: a burst heard while it reads costs one
+        # more read, not one each.
+        while True:
+            await self._announced.wait()
+            self._announced.clear()
+            if self.active:
+                continue  # its own announcement: the position is already its own
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._read_checkpoint()
+
+    async def _read_checkpoint(self) -> None:
+        async with self._pool.acquire() as conn:
+            position = await checkpoint(conn)
+        self._refreshed_at = time.monotonic()
         if position > self.position:
             self._moved(position)
 

@@ -112,10 +112,10 @@ async def test_each_checkpoint_is_announced_to_processes_that_do_not_project(
 ) -> None:
     from tests.factories import expulsion
 
-    heard: asyncio.Queue[int] = asyncio.Queue()
+    heard: asyncio.Queue[None] = asyncio.Queue()
     bell = Doorbell(dsn)
     follower = Projector(pool, dsn, bell, projects=False)
-    bell.on_projected(heard.put_nowait)
+    bell.on_projected(lambda: heard.put_nowait(None))
     bell.start()
     follower.start()
     try:
@@ -123,7 +123,8 @@ async def test_each_checkpoint_is_announced_to_processes_that_do_not_project(
         posted = await client.post("/v1/incidents", json=expulsion())
         position = int(posted.headers["legation-position"])
         async with asyncio.timeout(10):
-            while await heard.get() < position:
+            await heard.get()  # announced; the follower reads the checkpoint row
+            while not await follower.caught_up(position, 0.05):
                 pass
         assert follower.position == position
         assert not follower.active  # it followed without ever taking the lock
