@@ -109,6 +109,10 @@ def legation(dsn: str, log: Path) -> Iterator[Server]:
         "DATABASE_URL": dsn,
         "LEGATION_WEBHOOK_ALLOW_PRIVATE": "true",
         "LEGATION_RATE_LIMIT": "0",
+        # Every client of the bench comes from this one address, and there may be more
+        # than the caps let in by default.
+        "LEGATION_MAX_STREAMS": "100000",
+        "LEGATION_MAX_STREAMS_PER_ADDRESS": "100000",
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(

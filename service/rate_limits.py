@@ -41,12 +41,17 @@ class Buckets:
         return (1 - tokens) / self.rate
 
 
+def client_address(scope: Scope) -> str:
+    """The request's client address (uvicorn takes X-Forwarded-For from trusted proxies only)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
 def callers(scope: Scope) -> list[str]:
     """Whose buckets a request draws from: its client address and its key, if any."""
     # The client address always counts (changing keys must not lift the limit); a key
     # also has its own bucket, shared by every address it is used from.
-    client = scope.get("client")
-    callers = [f"client:{client[0] if client else 'unknown'}"]
+    callers = [f"client:{client_address(scope)}"]
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             callers.append("key:" + hashlib.sha256(value).hexdigest()[:24])

@@ -15,6 +15,7 @@ from service.feed import Doorbell
 from service.group_commit import GroupCommit
 from service.metrics import Metrics
 from service.projector import Projector
+from service.stream_limits import StreamSlots
 from service.webhooks import Deliverer
 
 
@@ -37,6 +38,7 @@ class Runtime:
         "pool",
         "projector",
         "settings",
+        "streams",
     )
 
     def __init__(
@@ -58,6 +60,7 @@ class Runtime:
         self.metrics = metrics
         self.deliverer = deliverer
         self.keys = KeyCache()
+        self.streams = StreamSlots(settings.max_streams, settings.max_streams_per_address)
 
 
 def provide_runtime(state: State) -> Runtime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Annotated, Any, Final
 
 import anyio
@@ -17,45 +17,45 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, Parameter, QueryParameter
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
-from litestar.types import HTTPResponseBodyEvent, Receive, Send
+from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
-from service.fanout import PAGE, Batch, LiveEvent, Subscription, matches, read_live
+from service.fanout import Batch, Subscription, read_live
+from service.rate_limits import client_address
 from service.routes.events import _split, log_filter
 from service.runtime import Runtime
 from service.store import LogFilter
+from service.stream_limits import Stalled, StreamSlots, abort_of, refuse, within
 
 CONNECTED: Final = b": connected\n\n"
+CATCH_UP_PAGE: Final = 100
 EVENT_STREAM: Final = "text/event-stream"
 Follow = Callable[[Send], Coroutine[Any, Any, None]]
 
 
-async def _unread(runtime: Runtime, subscription: Subscription) -> AsyncIterator[list[LiveEvent]]:
-    """Everything past the subscriber's position the database holds, a page at a time."""
-    # Restart before reading the database: whatever arrives meanwhile is kept, and
-    # anything the database already gave is skipped by position.
-    subscription.restart()
-    after = subscription.scanned
-    while True:
-        async with runtime.pool.acquire() as conn:
-            page = await read_live(conn, after, PAGE)
-        if not page:
-            return
-        yield page
-        after = page[-1].event.position
+async def _unread(runtime: Runtime, subscription: Subscription) -> bytes | None:
+    """The messages of the next page past the subscriber's position; None past the log's end.
+
+    A page at a time, sent before the next is read: a client that does not read holds
+    one page's messages, not the log's.
+    """
+    async with runtime.pool.acquire() as conn:
+        page = await read_live(conn, subscription.scanned, CATCH_UP_PAGE)
+    return subscription.messages(Batch(page)) if page else None
 
 
 async def event_stream(
     runtime: Runtime, after: int, filters: LogFilter, heartbeat: float
 ) -> AsyncGenerator[bytes, None]:
-    """The stream's messages one at a time, for a reader that pulls them (no direct sends)."""
+    """The stream's messages, for a reader that pulls them (no direct sends, no stall limit)."""
     yield CONNECTED
     with runtime.fanout.subscribe(after, filters, heartbeat) as subscription:
         while True:
-            async for page in _unread(runtime, subscription):
-                for live in page:
-                    subscription.scanned = live.event.position
-                    if matches(live, filters):
-                        yield live.frame
+            # Restart before reading the database: whatever arrives meanwhile is kept,
+            # and anything the database already gave is skipped by position.
+            subscription.restart()
+            while (chunk := await _unread(runtime, subscription)) is not None:
+                if chunk:
+                    yield chunk
             while chunk := await subscription.next():
                 yield chunk
 
@@ -65,33 +65,37 @@ def _body(chunk: bytes) -> HTTPResponseBodyEvent:
 
 
 async def _follow(runtime: Runtime, after: int, filters: LogFilter, send: Send) -> None:
-    """Send the stream's body: catch up from the database, then live, again when behind."""
-    await send(_body(CONNECTED))
+    """Send the stream's body: catch up from the database, then live, again when behind.
+
+    Raises Stalled when the client has not taken a send within the stall time.
+    """
+    stall = runtime.settings.stream_stall_seconds
+    await within(stall, send(_body(CONNECTED)))
     heartbeat = runtime.settings.sse_heartbeat_seconds
     with runtime.fanout.subscribe(after, filters, heartbeat) as subscription:
         while True:
-            async for page in _unread(runtime, subscription):
-                chunk = subscription.messages(Batch(page))
+            subscription.restart()  # as in event_stream
+            while (chunk := await _unread(runtime, subscription)) is not None:
                 if chunk:
-                    await send(_body(chunk))
-            await _live(subscription, send)
+                    await within(stall, send(_body(chunk)))
+            await _live(subscription, send, stall)
 
 
-async def _live(subscription: Subscription, send: Send) -> None:
+async def _live(subscription: Subscription, send: Send, stall: float) -> None:
     """Until the subscriber falls behind, the fan-out sends to it directly; this task
     sends what was kept for it, and finishes the sends that had to wait for the client."""
     direct = _Direct(subscription, send)
     while not subscription.behind:
         chunk = subscription.kept()
         if chunk:
-            await send(_body(chunk))
+            await within(stall, send(_body(chunk)))
             continue
         subscription.direct = direct  # nothing is kept, so nothing goes out of order
         try:
             await subscription.wait()
         finally:
             subscription.direct = None
-        await direct.finish()
+        await within(stall, direct.finish())
 
 
 class _Direct:
@@ -155,37 +159,64 @@ def _rest(sending: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, An
 
 
 class _FollowedResponse(ASGIResponse):
-    """Litestar's response start, then a body that `follow` sends until the client leaves."""
+    """Litestar's response start, then a body that `follow` sends until the client leaves;
+    a problem instead when the process has as many streams open as it takes."""
 
-    __slots__ = ("follow",)
+    __slots__ = ("_abort", "follow", "slots")
     _should_set_content_length = False
 
-    def __init__(self, follow: Follow, **kwargs: Any) -> None:
+    def __init__(self, follow: Follow, slots: StreamSlots, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.follow = follow
+        self.follow, self.slots = follow, slots
+        self._abort: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse past the caps; else stream, holding a slot until the client has left."""
+        address = client_address(scope)
+        refusal = self.slots.take(address)
+        if refusal is not None:
+            await refuse(send, refusal)
+            return
+        try:
+            self._abort = abort_of(scope)
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slots.release(address)
 
     async def send_body(self, send: Send, receive: Receive) -> None:
         """Follow until the client disconnects (or following fails)."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self.follow, send)
+            group.start_soon(self._follow, send, group.cancel_scope)
             while (await receive())["type"] != "http.disconnect":
                 pass
             group.cancel_scope.cancel()
+
+    async def _follow(self, send: Send, following: anyio.CancelScope) -> None:
+        try:
+            await self.follow(send)
+        except Stalled:
+            if self._abort is None:
+                following.cancel()  # the server closes the connection once the app returns
+            else:
+                # Closing would wait to flush what the client does not read; an abort
+                # frees its buffers now, and the server reports the disconnect.
+                self._abort()
 
 
 class EventStream(Stream):
     """A Stream (to Litestar and the OpenAPI document) whose body `follow` sends."""
 
-    __slots__ = ("follow",)
+    __slots__ = ("follow", "slots")
 
-    def __init__(self, follow: Follow, headers: dict[str, str]) -> None:
+    def __init__(self, follow: Follow, slots: StreamSlots, headers: dict[str, str]) -> None:
         super().__init__((), media_type=EVENT_STREAM, headers=headers)
-        self.follow = follow
+        self.follow, self.slots = follow, slots
 
     def to_asgi_response(self, *_: Any, **given: Any) -> ASGIResponse:
         """The response with the handler's headers over the route's, as Stream does."""
         return _FollowedResponse(
             self.follow,
+            self.slots,
             background=self.background or given.get("background"),
             cookies=[*self.cookies, *(given.get("cookies") or ())],
             headers={**(given.get("headers") or {}), **self.headers},
@@ -208,7 +239,7 @@ def _last_event_id(value: str | None) -> int | None:
     tags=["log"],
     summary="Follow the log as Server-Sent Events",
     media_type=EVENT_STREAM,
-    opt={"problems": (422,), "scope": "read"},
+    opt={"problems": (422, 429, 503), "scope": "read"},
 )
 async def stream_events(
     runtime: NamedDependency[Runtime],
@@ -222,12 +253,19 @@ async def stream_events(
         HeaderParameter(name="Last-Event-ID", max_length=20, description="Resume after this id"),
     ] = None,
 ) -> Stream:
-    """`id:` is the position, `event:` the type, `data:` the event; a comment every 15 s."""
+    """`id:` is the position, `event:` the type, `data:` the event; a comment every 15 s.
+
+    Past the server's stream caps (in all, or from one address) a new stream is refused
+    with 503 or 429 and Retry-After; a client that reads nothing for
+    LEGATION_STREAM_STALL_SECONDS while events wait for it is disconnected (it resumes
+    with Last-Event-ID).
+    """
     filters = log_filter(_split(event_type), _split(country))
     resume = _last_event_id(last_event_id)
     start = resume if resume is not None else after
     return EventStream(
         functools.partial(_follow, runtime, start, filters),
+        runtime.streams,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
