@@ -9,6 +9,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from service.auth import authorize_request
+from service.cache import AnswerCache
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.edge import Edge
@@ -33,6 +34,8 @@ def create_app(settings: Settings) -> Litestar:
         raise ValueError("create_app needs settings.database_url; `legation serve` provides one")
     dsn = settings.database_url
     metrics = Metrics()
+    # One byte-bounded store of answers for the edge and the standings handlers alike.
+    answers = AnswerCache(settings.cache_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -57,6 +60,7 @@ def create_app(settings: Settings) -> Litestar:
             head_revisions(),
             metrics,
             deliverer,
+            answers,
         )
         # What start-up made (modules, the app, the catalogue) lives as long as the
         # process: moved out of the collector's sight, a full collection walks ~6 ms
@@ -87,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Edge(settings, metrics)],
+        middleware=[Edge(settings, metrics, answers)],
         before_request=authorize_request,
         openapi_config=openapi_config(),
         # Litestar's own logging config would replace the JSON one (service/logs.py).
