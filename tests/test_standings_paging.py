@@ -87,7 +87,7 @@ async def test_the_default_page_holds_fifty(client: Client) -> None:
 
 async def test_countries_page_in_their_sort_order(client: Client) -> None:
     position = await batch(client, seed_bodies())
-    params = {"sort": "balance", "limit": 500, "min_position": position}
+    params: dict[str, Any] = {"sort": "balance", "limit": 500, "min_position": position}
     whole = (await client.get("/v1/countries", params=params)).json()
     pages = await every_page(client, "/v1/countries", sort="balance", limit=3)
     assert [item["code"] for page in pages for item in page["items"]] == [
