@@ -20,6 +20,7 @@ from service.metrics import Metrics
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
+from service.rebuild_watch import RebuildWatch
 from service.routes import events, health, incidents, standings, stream, subscriptions
 from service.routes.batch import batch_route
 from service.routes.options import allow_handlers
@@ -50,6 +51,8 @@ def create_app(settings: Settings) -> Litestar:
         await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
         deliverer = Deliverer(pool, doorbell, settings)
         deliverer.start()
+        rebuilds = RebuildWatch(pool, doorbell, answers)
+        rebuilds.start()
         app.state.runtime = Runtime(
             settings,
             pool,
@@ -69,6 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await rebuilds.stop()
             await deliverer.stop()
             await fanout.stop()
             await projector.stop()

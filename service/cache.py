@@ -71,6 +71,7 @@ class AnswerCache:
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._live: dict[int, set[Hashable]] = {}  # live position -> keys answered there
         self._head = 0  # the newest live position seen
+        self.generation = 0  # grows at each clear: answers computed before it are not kept
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,8 +84,17 @@ class AnswerCache:
         self._entries.move_to_end(key)
         return entry.answer
 
-    def put(self, key: Hashable, answer: Answer, live_at: int | None = None) -> None:
-        """Keep `answer`; `live_at` is the read models' position when it is a live answer."""
+    def put(
+        self,
+        key: Hashable,
+        answer: Answer,
+        live_at: int | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Keep `answer`; `live_at` is the read models' position when it is a live answer,
+        `generation` the cache's when its computation started (None: not checked)."""
+        if generation is not None and generation != self.generation:
+            return  # computed (perhaps) from the tables a rebuild has since replaced
         if live_at is not None:
             self.advance(live_at)
             if live_at < self._head:
@@ -114,6 +124,7 @@ class AnswerCache:
         self._entries.clear()
         self._live.clear()
         self.size = 0
+        self.generation += 1
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)

@@ -77,6 +77,7 @@ class Edge:
             return
         start: list[HTTPResponseStartEvent] = []
         chunks: list[bytes] = []
+        generation = self.answers.generation
 
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -89,7 +90,7 @@ class Edge:
 
         await app(scope, receive, answer)
         if key and start and status[0] == 200:
-            self._remember(key, start[0], b"".join(chunks))
+            self._remember(key, start[0], b"".join(chunks), generation)
 
     def _wait(self, scope: Scope) -> float:
         if self.buckets is None or scope["path"] in rate_limits.EXEMPT:
@@ -116,14 +117,19 @@ class Edge:
         return remembered
 
     def _remember(
-        self, key: tuple[str, str, bytes], start: HTTPResponseStartEvent, body: bytes
+        self,
+        key: tuple[str, str, bytes],
+        start: HTTPResponseStartEvent,
+        body: bytes,
+        generation: int,
     ) -> None:
         headers = [pair for pair in start["headers"] if pair[0] != request_ids.HEADER]
         position = next((value for name, value in headers if name == _POSITION), None)
         if position is None:
             return
         # Kept as live at the position it holds: dropped once the read models move on.
-        self.answers.put(key, Remembered(int(position), headers, body), live_at=int(position))
+        answer = Remembered(int(position), headers, body)
+        self.answers.put(key, answer, int(position), generation)
 
     def _measure(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = str(scope.get("path_template") or "unmatched")

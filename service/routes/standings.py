@@ -286,10 +286,12 @@ async def answer(
     pinned = "known_at" in request.query_params or "cursor" in request.query_params
     entry = runtime.cache.get((key, at))
     if not isinstance(entry, Cached):
+        generation = runtime.cache.generation
         async with runtime.pool.acquire() as conn:
             body, following = await compute(conn, at)
             entry = cached(_encoder.encode(body), following)
-        runtime.cache.put((key, at), entry, live_at=None if pinned else at.position)
+        live_at = None if pinned else at.position
+        runtime.cache.put((key, at), entry, live_at, generation)
     headers = {"ETag": entry.etag, POSITION: str(at.position)}
     if entry.next_cursor is not None:
         headers |= next_link(request, entry.next_cursor)
