@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -127,7 +128,14 @@ async def test_as_of_and_known_at_hold_across_pages(client: Client) -> None:
     assert all(page["position"] == early for page in pages)
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"cursor": "bm90IGEgY3Vyc29y"}])
+FORGED = base64.urlsafe_b64encode(
+    msgspec.json.encode([-1, "2022-04-10", 1, "00000000-0000-0000-0000-000000000000"])
+).decode()
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 501}, {"cursor": "bm90IGEgY3Vyc29y"}, {"cursor": FORGED}]
+)
 async def test_a_bad_limit_or_cursor_is_a_422_naming_it(
     client: Client, params: dict[str, Any]
 ) -> None:

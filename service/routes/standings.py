@@ -226,10 +226,13 @@ def known_actor(value: str, field: str = "code") -> str:
     return code
 
 
+Position = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
 class DatedCursor(msgspec.Struct, frozen=True, array_like=True):
     """Where a page of incidents ended: its position, the last one's date, report and id."""
 
-    position: int
+    position: Position
     occurred_on: date
     reported_position: int
     id: UUID
@@ -238,7 +241,7 @@ class DatedCursor(msgspec.Struct, frozen=True, array_like=True):
 class NamedCursor(msgspec.Struct, frozen=True, array_like=True):
     """Where a page ended: its position and the last item's sort key (text, then a code)."""
 
-    position: int
+    position: Position
     value: int | str
     name: str = ""
     key: str = ""
