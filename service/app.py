@@ -9,6 +9,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from service.auth import authorize_request
+from service.cache import AnswerCache
 from service.config import Settings
 from service.database import create_pool, head_revisions
 from service.edge import Edge
@@ -19,6 +20,7 @@ from service.metrics import Metrics
 from service.openapi import openapi_config, refine
 from service.problems import EXCEPTION_HANDLERS
 from service.projector import Projector
+from service.rebuild_watch import RebuildWatch
 from service.routes import events, health, incidents, standings, stream, subscriptions
 from service.routes.batch import batch_route
 from service.routes.options import allow_handlers
@@ -33,6 +35,8 @@ def create_app(settings: Settings) -> Litestar:
         raise ValueError("create_app needs settings.database_url; `legation serve` provides one")
     dsn = settings.database_url
     metrics = Metrics()
+    # One byte-bounded store of answers for the edge and the standings handlers alike.
+    answers = AnswerCache(settings.cache_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -47,6 +51,8 @@ def create_app(settings: Settings) -> Litestar:
         await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
         deliverer = Deliverer(pool, doorbell, settings)
         deliverer.start()
+        rebuilds = RebuildWatch(pool, doorbell, answers)
+        rebuilds.start()
         app.state.runtime = Runtime(
             settings,
             pool,
@@ -57,6 +63,7 @@ def create_app(settings: Settings) -> Litestar:
             head_revisions(),
             metrics,
             deliverer,
+            answers,
         )
         # What start-up made (modules, the app, the catalogue) lives as long as the
         # process: moved out of the collector's sight, a full collection walks ~6 ms
@@ -65,6 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await rebuilds.stop()
             await deliverer.stop()
             await fanout.stop()
             await projector.stop()
@@ -87,7 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Edge(settings, metrics)],
+        middleware=[Edge(settings, metrics, answers)],
         before_request=authorize_request,
         openapi_config=openapi_config(),
         # Litestar's own logging config would replace the JSON one (service/logs.py).

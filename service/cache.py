@@ -1,46 +1,137 @@
-"""Standings answered from memory: encoded bodies keyed by what they were computed at.
+"""Answers kept in memory: one LRU per process, bounded in bytes, shared by the edge and standings.
 
 A standing at a given log position (and as_of date) never changes, so its body
-and ETag can be kept as long as anyone asks; the key includes the position, so
-a new append simply leads to new keys and old ones age out.
+and ETag can be kept as long as anyone asks. What bounds them is their size, not
+their number: a count bound let a few hundred distinct `as_of` values of a big
+list hold gigabytes. Live answers (computed at the position the read models
+were at) are useless once the read models move on, so they are dropped then;
+answers pinned to an explicit past position stay until evicted. A rebuild
+changes what every position answers, so it clears everything.
 """
+
+from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Final
 
 import msgspec
 
+# What a kept entry costs beyond its bytes: the dict slot, the struct, the key tuple.
+ENTRY_OVERHEAD: Final = 256
+
 
 class Cached(msgspec.Struct, frozen=True):
-    """An encoded JSON body and its ETag."""
+    """An encoded JSON body, its ETag and the cursor of the page after it (a standing)."""
 
     body: bytes
     etag: str
+    next_cursor: str | None = None
 
 
-def cached(body: bytes) -> Cached:
+class Remembered(msgspec.Struct, frozen=True):
+    """A complete 200 answer and the log position it holds (the edge's)."""
+
+    position: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+Answer = Cached | Remembered
+
+
+def cached(body: bytes, next_cursor: str | None = None) -> Cached:
     """A body with its content-derived (strong) ETag."""
-    return Cached(body, f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"')
+    return Cached(body, f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"', next_cursor)
 
 
-class ResponseCache:
-    """A small LRU of encoded responses."""
+def _size(key: Hashable, answer: Answer) -> int:
+    if isinstance(answer, Cached):
+        extra = len(answer.etag) + len(answer.next_cursor or "")
+    else:
+        extra = sum(len(name) + len(value) for name, value in answer.headers)
+    return len(answer.body) + extra + len(repr(key)) + ENTRY_OVERHEAD
 
-    def __init__(self, capacity: int = 2048) -> None:
-        self._entries: OrderedDict[Hashable, Cached] = OrderedDict()
-        self._capacity = capacity
 
-    def get(self, key: Hashable) -> Cached | None:
-        """The cached response for `key`, if any (and mark it recently used)."""
+class Entry(msgspec.Struct):
+    """One kept answer, its size, and the live position it answered for (None: pinned)."""
+
+    answer: Answer
+    size: int
+    live_at: int | None
+
+
+class AnswerCache:
+    """An LRU of answers holding at most `capacity` bytes (0: keeps nothing)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._live: dict[int, set[Hashable]] = {}  # live position -> keys answered there
+        self._head = 0  # the newest live position seen
+        self.generation = 0  # grows at each clear: answers computed before it are not kept
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> Answer | None:
+        """The answer kept for `key`, if any (and mark it recently used)."""
         entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
-
-    def put(self, key: Hashable, entry: Cached) -> None:
-        """Keep `entry`, evicting the least recently used beyond capacity."""
-        self._entries[key] = entry
+        if entry is None:
+            return None
         self._entries.move_to_end(key)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+        return entry.answer
+
+    def put(
+        self,
+        key: Hashable,
+        answer: Answer,
+        live_at: int | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Keep `answer`; `live_at` is the read models' position when it is a live answer,
+        `generation` the cache's when its computation started (None: not checked)."""
+        if generation is not None and generation != self.generation:
+            return  # computed (perhaps) from the tables a rebuild has since replaced
+        if live_at is not None:
+            self.advance(live_at)
+            if live_at < self._head:
+                return  # already left behind
+        size = _size(key, answer)
+        if size > self.capacity:
+            return
+        self._drop(key)
+        self._entries[key] = Entry(answer, size, live_at)
+        self.size += size
+        if live_at is not None:
+            self._live.setdefault(live_at, set()).add(key)
+        while self.size > self.capacity:
+            self._drop(next(iter(self._entries)))
+
+    def advance(self, position: int) -> None:
+        """The read models reached `position`: live answers from before it are stale."""
+        if position <= self._head:
+            return
+        self._head = position
+        for left in [p for p in self._live if p < position]:
+            for key in self._live.pop(left):
+                self._drop(key)
+
+    def clear(self) -> None:
+        """Forget every answer (after a rebuild every position may answer differently)."""
+        self._entries.clear()
+        self._live.clear()
+        self.size = 0
+        self.generation += 1
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.size -= entry.size
+        if entry.live_at is not None and (keys := self._live.get(entry.live_at)) is not None:
+            keys.discard(key)
+            if not keys:
+                del self._live[entry.live_at]

@@ -22,27 +22,19 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from service import rate_limits, request_ids
+from service.cache import AnswerCache, Remembered
 from service.config import Settings
 from service.metrics import Metrics
 
 access_log = logging.getLogger("legation.access")
 _encoder = msgspec.json.Encoder()
 _POSITION: Final = b"legation-position"
-_CAPACITY: Final = 4096
-
-
-class Remembered(msgspec.Struct, frozen=True):
-    """A complete 200 answer and the log position it holds."""
-
-    position: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
 
 
 class Edge:
     """The ASGI middleware (an instance is the factory Litestar calls with the app)."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, answers: AnswerCache) -> None:
         self.metrics = metrics
         self.buckets = (
             rate_limits.Buckets(settings.rate_limit, settings.rate_burst)
@@ -50,7 +42,7 @@ class Edge:
             else None
         )
         self.remembering = settings.public_reads
-        self.answers: dict[tuple[str, bytes], Remembered] = {}
+        self.answers = answers  # shared with the standings handlers (service/cache.py)
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         async def edge(scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,6 +77,7 @@ class Edge:
             return
         start: list[HTTPResponseStartEvent] = []
         chunks: list[bytes] = []
+        generation = self.answers.generation
 
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -97,14 +90,14 @@ class Edge:
 
         await app(scope, receive, answer)
         if key and start and status[0] == 200:
-            self._remember(key, start[0], b"".join(chunks))
+            self._remember(key, start[0], b"".join(chunks), generation)
 
     def _wait(self, scope: Scope) -> float:
         if self.buckets is None or scope["path"] in rate_limits.EXEMPT:
             return 0.0
         return max(self.buckets.wait(caller) for caller in rate_limits.callers(scope))
 
-    def _key(self, scope: Scope) -> tuple[str, bytes] | None:
+    def _key(self, scope: Scope) -> tuple[str, str, bytes] | None:
         handler = scope.get("route_handler")
         if not self.remembering or handler is None or not handler.opt.get("remember"):
             return None
@@ -113,24 +106,30 @@ class Edge:
         for name, _ in scope["headers"]:
             if name == b"if-none-match":
                 return None  # a 304 depends on the request, not only on the URL
-        return scope["path"], scope["query_string"]
+        return "edge", scope["path"], scope["query_string"]
 
-    def _recall(self, scope: Scope, key: tuple[str, bytes]) -> Remembered | None:
+    def _recall(self, scope: Scope, key: tuple[str, str, bytes]) -> Remembered | None:
+        position = scope["app"].state.runtime.projector.position
+        self.answers.advance(position)
         remembered = self.answers.get(key)
-        if remembered is None:
-            return None
-        if remembered.position != scope["app"].state.runtime.projector.position:
+        if not isinstance(remembered, Remembered) or remembered.position != position:
             return None
         return remembered
 
-    def _remember(self, key: tuple[str, bytes], start: HTTPResponseStartEvent, body: bytes) -> None:
+    def _remember(
+        self,
+        key: tuple[str, str, bytes],
+        start: HTTPResponseStartEvent,
+        body: bytes,
+        generation: int,
+    ) -> None:
         headers = [pair for pair in start["headers"] if pair[0] != request_ids.HEADER]
         position = next((value for name, value in headers if name == _POSITION), None)
         if position is None:
             return
-        if len(self.answers) >= _CAPACITY:
-            self.answers.clear()  # stale positions pile up; recomputing one is cheap
-        self.answers[key] = Remembered(int(position), headers, body)
+        # Kept as live at the position it holds: dropped once the read models move on.
+        answer = Remembered(int(position), headers, body)
+        self.answers.put(key, answer, int(position), generation)
 
     def _measure(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = str(scope.get("path_template") or "unmatched")

@@ -19,6 +19,7 @@ from service.store import NOTIFY_CHANNEL
 log = logging.getLogger("legation.feed")
 RECONNECT_DELAY = 1.0
 PROJECTED_CHANNEL: Final = "legation_projected"
+REBUILT_CHANNEL: Final = "legation_rebuilt"  # `legation rebuild` swapped the read models in
 
 
 class Signal:
@@ -58,10 +59,15 @@ class Doorbell:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self._projected: list[Callable[[], None]] = []
+        self._rebuilt: list[Callable[[], None]] = []
 
     def on_projected(self, callback: Callable[[], None]) -> None:
         """Call `callback` when the projector announces a checkpoint (to read from the table)."""
         self._projected.append(callback)
+
+    def on_rebuilt(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a rebuild announces it swapped the read models in."""
+        self._rebuilt.append(callback)
 
     def start(self) -> None:
         """Start listening (in the background)."""
@@ -87,6 +93,11 @@ class Doorbell:
         for callback in self._projected:
             callback()
 
+    def _announced_rebuild(self, *_: object) -> None:
+        # Whoever sent it, the cost of a false one is only recomputing answers.
+        for callback in self._rebuilt:
+            callback()
+
     async def _run(self) -> None:
         while True:
             try:
@@ -103,6 +114,7 @@ class Doorbell:
             conn.add_termination_listener(lambda _: lost.set())
             await conn.add_listener(NOTIFY_CHANNEL, self._appended)
             await conn.add_listener(PROJECTED_CHANNEL, self._announced)
+            await conn.add_listener(REBUILT_CHANNEL, self._announced_rebuild)
             self.connected.set()
             # Appends may have committed while no one listened.
             self.ring()

@@ -8,7 +8,8 @@ and memory holds only incidents with events still to come. The tables are
 indexed once full. Then what was appended meanwhile is projected into them and,
 in one transaction holding the projector's checkpoint row, they are swapped in
 by renaming: a running projector waits, then carries on from the rebuilt
-checkpoint.
+checkpoint. The swap is announced on REBUILT_CHANNEL, so that running servers
+drop the answers they keep (service/rebuild_watch.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import msgspec
 
 from service.database import connect
 from service.events import RecordedEvent
+from service.feed import REBUILT_CHANNEL
 from service.incidents import IncidentState, evolve
 from service.projections import copy_binary, incidents, versions
 from service.projections.versions import Changes, Transition
@@ -258,6 +260,8 @@ async def _catch_up_and_swap(conn: asyncpg.Connection[Any], fold: Fold) -> None:
         CHECKPOINT,
         fold.position,
     )
+    # Delivered at commit: every process drops the answers it computed from the old tables.
+    await conn.execute("SELECT pg_notify($1, $2)", REBUILT_CHANNEL, str(fold.position))
 
 
 async def _grant_runtime(conn: asyncpg.Connection[Any]) -> None:

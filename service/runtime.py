@@ -8,7 +8,7 @@ import asyncpg
 from litestar.datastructures import State
 
 from service.auth import KeyCache
-from service.cache import ResponseCache
+from service.cache import AnswerCache
 from service.config import Settings
 from service.fanout import Fanout
 from service.feed import Doorbell
@@ -52,11 +52,12 @@ class Runtime:
         migration_heads: frozenset[str],
         metrics: Metrics,
         deliverer: Deliverer,
+        cache: AnswerCache,
     ) -> None:
         self.settings, self.pool, self.appends = settings, pool, appends
         self.doorbell, self.projector, self.fanout = doorbell, projector, fanout
         self.migration_heads = migration_heads
-        self.cache = ResponseCache()
+        self.cache = cache  # the same one the edge keeps answers in
         self.metrics = metrics
         self.deliverer = deliverer
         self.keys = KeyCache()

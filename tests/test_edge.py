@@ -9,6 +9,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.cache import AnswerCache
 from service.config import Settings
 from service.edge import Edge
 from service.metrics import Metrics
@@ -56,7 +57,7 @@ async def get(
 
 async def test_a_live_answer_is_replayed_while_the_position_stays() -> None:
     handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(), Metrics())(handler)
+    edge = Edge(Settings(), Metrics(), AnswerCache(1 << 20))(handler)
     first = await get(edge, handler, projector)
     second = await get(edge, handler, projector)
     assert handler.calls == 1
@@ -75,7 +76,7 @@ async def test_what_depends_on_more_than_url_and_position_is_never_replayed(
     query: bytes, headers: dict[str, bytes]
 ) -> None:
     handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(), Metrics())(handler)
+    edge = Edge(Settings(), Metrics(), AnswerCache(1 << 20))(handler)
     await get(edge, handler, projector, query, **headers)
     await get(edge, handler, projector, query, **headers)
     assert handler.calls == 2
@@ -83,7 +84,7 @@ async def test_what_depends_on_more_than_url_and_position_is_never_replayed(
 
 async def test_nothing_is_replayed_when_reads_need_a_key() -> None:
     handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(public_reads=False), Metrics())(handler)
+    edge = Edge(Settings(public_reads=False), Metrics(), AnswerCache(1 << 20))(handler)
     await get(edge, handler, projector)
     await get(edge, handler, projector)
     assert handler.calls == 2

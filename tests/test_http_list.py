@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import authorised
 from tests.factories import expulsion, sanctions_round, territorial_control
 
 Client = AsyncTestClient[Any]
@@ -107,10 +109,38 @@ async def test_bad_list_queries_are_422(client: Client) -> None:
         assert response.json()["errors"][0]["field"] == field, query
 
 
-async def test_a_position_not_reached_in_time_is_503_with_retry_after(dsn: str) -> None:
-    app = create_app(Settings(database_url=dsn, read_wait_seconds=0.2))
-    async with AsyncTestClient(app=app) as client:
-        response = await client.get("/v1/incidents", params={"min_position": 10_000})
+async def test_a_position_not_reached_in_time_is_503_with_retry_after(
+    dsn: str, admin_key: str
+) -> None:
+    # A separate-projector server with no `legation project` beside it: the log
+    # grows, the read models never follow, so a position within the head waits.
+    settings = Settings(database_url=dsn, read_wait_seconds=0.2, projector="separate")
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        authorised(client, admin_key)
+        appended = await client.post("/v1/incidents", json=expulsion())
+        position = appended.headers["legation-position"]
+        response = await client.get("/v1/incidents", params={"min_position": position})
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/v1/incidents", "min_position"),
+        ("/v1/countries/RU", "min_position"),
+        ("/v1/countries/RU/timeline", "known_at"),
+        ("/v1/relations/RU/NL", "known_at"),
+    ],
+)
+async def test_a_position_beyond_the_head_is_a_422_naming_it(
+    client: Client, path: str, parameter: str
+) -> None:
+    _, last = await seed(client)
+    # The default wait is 5 s; a position the log does not hold is refused at once.
+    response = await client.get(path, params={parameter: last + 1})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": parameter, "message": f"is beyond the log's head ({last})"}
+    ]

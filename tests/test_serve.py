@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import make_key
 from tests.factories import expulsion
 from tests.servers import LEGATION, free_port, start, stop, wait_until_serving
 
@@ -54,16 +56,25 @@ def test_sigterm_lets_a_request_in_flight_finish(dsn: str) -> None:
     import threading
 
     port = free_port()
-    env = os.environ | {"DATABASE_URL": dsn, "LEGATION_PORT": str(port)}
+    key = asyncio.run(make_key(dsn))
+    # No `legation project` beside it: the log grows, the read models never follow.
+    env = os.environ | {
+        "DATABASE_URL": dsn,
+        "LEGATION_PORT": str(port),
+        "LEGATION_PROJECTOR": "separate",
+    }
     server = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     answers: list[httpx.Response] = []
     try:
         wait_until_serving(base, server)
-        # Waits the full 5 s for a position the log will never reach.
+        auth = {"Authorization": f"Bearer {key}"}
+        created = httpx.post(f"{base}/v1/incidents", json=expulsion(), headers=auth, timeout=10)
+        position = created.headers["legation-position"]
+        # Waits the full 5 s for a position the read models will never reach.
         slow = threading.Thread(
             target=lambda: answers.append(
-                httpx.get(f"{base}/v1/incidents", params={"min_position": 10**9}, timeout=20)
+                httpx.get(f"{base}/v1/incidents", params={"min_position": position}, timeout=20)
             )
         )
         slow.start()

@@ -116,8 +116,10 @@ SELECT counterpart,
   FROM mine
  WHERE counterpart <> 'contested' AND counterpart <> $3
    AND ($4::text IS NULL OR counterpart = $4)
+   AND ($5::text IS NULL OR counterpart > $5)
  GROUP BY counterpart
  ORDER BY counterpart
+ LIMIT $6
 """
 )
 
@@ -127,10 +129,13 @@ BETWEEN: Final = (
     + """
 SELECT DISTINCT ON (v.occurred_on, v.reported_position, v.incident_id)
        v.incident_id AS id, v.kind, v.occurred_on, m.a AS initiator, m.b AS recipient,
-       v.count, v.round, v.place, v.responds_to, v.summary
+       v.count, v.round, v.place, v.responds_to, v.summary, v.reported_position
   FROM mine m JOIN v ON v.incident_id = m.incident_id
  WHERE m.counterpart = $4
+   AND ($5::date IS NULL OR (v.occurred_on, v.reported_position, v.incident_id)
+                            > ($5, $6::bigint, $7::uuid))
  ORDER BY v.occurred_on, v.reported_position, v.incident_id
+ LIMIT $8
 """
 )
 
@@ -145,17 +150,21 @@ SELECT v.incident_id AS id, v.kind, v.occurred_on,
                 CASE v.kind WHEN 'expulsion' THEN 'expelled' WHEN 'sanctions_round' THEN 'target'
                             ELSE 'previous_controller' END
             ELSE 'location' END AS role,
-       v.initiator, v.recipient, v.count, v.round, v.place, v.responds_to, v.summary
+       v.initiator, v.recipient, v.count, v.round, v.place, v.responds_to, v.summary,
+       v.reported_position
   FROM v
  WHERE v.actors @> ARRAY[$3::text]
- ORDER BY v.occurred_on DESC, v.reported_position DESC
+   AND ($4::date IS NULL OR (v.occurred_on, v.reported_position, v.incident_id)
+                            < ($4, $5::bigint, $6::uuid))
+ ORDER BY v.occurred_on DESC, v.reported_position DESC, v.incident_id DESC
+ LIMIT $7
 """
 )
 
 TERRITORIES: Final = (
     VALID
     + """
-SELECT l.place, l.controller,
+SELECT l.place, l.controller, l.place_key,
        -- the latest report that set the current controller: a move to it, or the
        -- place's first report (one that only confirms it does not count)
        max(r.occurred_on) FILTER (WHERE r.controller = l.controller
@@ -167,8 +176,11 @@ SELECT l.place, l.controller,
  WHERE ($3::text IS NULL OR l.place->>'country' = $3)
    AND ($4::text IS NULL OR l.place->>'region' = $4)
    AND ($5::text IS NULL OR l.controller = $5)
+   AND ($6::text IS NULL OR (l.place->>'country', l.place->>'name', l.place_key)
+                            > ($6, $7::text, $8::text))
  GROUP BY l.place_key, l.place, l.controller
  ORDER BY l.place->>'country', l.place->>'name', l.place_key
+ LIMIT $9
 """
 )
 
@@ -186,33 +198,50 @@ async def standings(conn: Connection, at: At, code: str | None = None) -> list[d
     return [dict(row) for row in rows]
 
 
+class Page(msgspec.Struct, frozen=True):
+    """Which page of a list: after the sort key `after` (None: the first), at most `limit`."""
+
+    after: tuple[Any, ...] | None = None
+    limit: int | None = None  # None: every row
+
+
+EVERY: Final = Page()
+
+
+def _after(page: Page, width: int) -> tuple[Any, ...]:
+    return page.after if page.after is not None else (None,) * width
+
+
 async def relations(
-    conn: Connection, at: At, code: str, counterpart: str | None = None
+    conn: Connection, at: At, code: str, counterpart: str | None = None, page: Page = EVERY
 ) -> list[dict[str, Any]]:
-    """The ledger rows between `code` and each counterpart (or only `counterpart`)."""
-    rows = await conn.fetch(RELATIONS, at.position, at.as_of, code, counterpart)
+    """The ledger rows between `code` and each counterpart (or only `counterpart`), by code."""
+    rows = await conn.fetch(
+        RELATIONS, at.position, at.as_of, code, counterpart, *_after(page, 1), page.limit
+    )
     return [dict(row) for row in rows]
 
 
-async def between(conn: Connection, at: At, a: str, b: str) -> list[dict[str, Any]]:
-    """The incidents between two actors, oldest first."""
-    rows = await conn.fetch(BETWEEN, at.position, at.as_of, a, b)
+async def between(conn: Connection, at: At, a: str, b: str, page: Page) -> list[dict[str, Any]]:
+    """The incidents between two actors, oldest first (after `page.after`: date, position, id)."""
+    rows = await conn.fetch(BETWEEN, at.position, at.as_of, a, b, *_after(page, 3), page.limit)
     return [dict(row) for row in rows]
 
 
-async def timeline(conn: Connection, at: At, code: str) -> list[dict[str, Any]]:
+async def timeline(conn: Connection, at: At, code: str, page: Page) -> list[dict[str, Any]]:
     """The incidents an actor takes part in, newest first, with its role."""
-    rows = await conn.fetch(TIMELINE, at.position, at.as_of, code)
+    rows = await conn.fetch(TIMELINE, at.position, at.as_of, code, *_after(page, 3), page.limit)
     return [dict(row) for row in rows]
 
 
 async def territories(
     conn: Connection,
     at: At,
-    country: str | None = None,
-    region: str | None = None,
-    controller: str | None = None,
+    filters: tuple[str | None, str | None, str | None],
+    page: Page,
 ) -> list[dict[str, Any]]:
     """Places with their latest controller, since when, and their reports."""
-    rows = await conn.fetch(TERRITORIES, at.position, at.as_of, country, region, controller)
+    rows = await conn.fetch(
+        TERRITORIES, at.position, at.as_of, *filters, *_after(page, 3), page.limit
+    )
     return [dict(row) for row in rows]

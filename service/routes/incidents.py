@@ -1,6 +1,5 @@
 """Incidents: report, correct, retract, cite, and read one incident."""
 
-import base64
 import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
@@ -43,6 +42,7 @@ from service.incidents import (
     source_added,
     stream_name,
 )
+from service.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.problems import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from service.projections.incidents import Cursor, IncidentFilter
 from service.projections.incidents import list_incidents as read_incidents
@@ -386,22 +386,6 @@ class IncidentPage(msgspec.Struct, frozen=True):
 Kind = Literal["expulsion", "sanctions_round", "territorial_control"]
 
 
-def _cursor(value: str | None) -> Cursor | None:
-    if value is None:
-        return None
-    try:
-        return _cursor_decoder.decode(base64.urlsafe_b64decode(value.encode() + b"=="))
-    except (ValueError, msgspec.DecodeError):
-        error = FieldError("cursor", "is not a cursor this API returned")
-        raise InvalidInput("cursor: is not a cursor this API returned", errors=[error]) from None
-
-
-def _encode_cursor(cursor: Cursor | None) -> str | None:
-    if cursor is None:
-        return None
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
 _cursor_decoder = msgspec.json.Decoder(Cursor)
 
 
@@ -422,25 +406,28 @@ def _country(value: str | None) -> str | None:
     opt={"problems": (422, 503), "scope": "read"},
 )
 async def list_incidents(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     country: Annotated[str | None, QueryParameter(min_length=2, max_length=4)] = None,
     kind: FromQuery[Kind | None] = None,
     since: FromQuery[date | None] = None,
     until: FromQuery[date | None] = None,
     status: FromQuery[Status | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
     min_position: MinPosition = None,
 ) -> Response[IncidentPage]:
     """Incidents newest first (by occurred_on), filtered; page on with `cursor`."""
     filters = IncidentFilter(_country(country), kind, since, until, status)
-    after = _cursor(cursor)
+    after = decode_cursor(cursor, _cursor_decoder)
     await await_position(runtime, min_position)
     async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         position = await checkpoint(conn)
         states, next_cursor = await read_incidents(conn, filters, after, limit)
-    page = IncidentPage([incident_view(state) for state in states], _encode_cursor(next_cursor))
-    return Response(page, headers={POSITION: str(position)})
+    following = encode_cursor(next_cursor) if next_cursor else None
+    page = IncidentPage([incident_view(state) for state in states], following)
+    headers = {POSITION: str(position), **(next_link(request, following) if following else {})}
+    return Response(page, headers=headers)
 
 
 ROUTES = [

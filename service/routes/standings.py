@@ -8,17 +8,25 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from service.actors import actor_code, actor_name, country_code, region_code
-from service.cache import cached
+from service.cache import Cached, cached
 from service.events import Place
 from service.headers import POSITION, none_match
+from service.paging import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    Limit,
+    decode_cursor,
+    encode_cursor,
+    next_link,
+)
 from service.problems import FieldError, InvalidInput
 from service.projections import standings as query
-from service.projections.standings import At
+from service.projections.standings import At, Page
 from service.routes.consistency import MinPosition, await_position
 from service.runtime import Runtime
 
@@ -42,7 +50,8 @@ KnownAt = Annotated[
         ge=0,
         le=2**62,
         description="Count only what the log held at this position (corrections after it not "
-        "yet applied); waits like min_position when the read models are behind it",
+        "yet applied); waits like min_position when the read models are behind it, and is a "
+        "422 beyond the log's head",
     ),
 ]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
@@ -100,6 +109,7 @@ class CountryList(msgspec.Struct, frozen=True):
 
     items: list[Standing]
     position: int
+    next_cursor: str | None = None
 
 
 class Relation(msgspec.Struct, frozen=True):
@@ -120,6 +130,7 @@ class Relations(msgspec.Struct, frozen=True):
     code: str
     items: list[Relation]
     position: int
+    next_cursor: str | None = None
 
 
 class LedgerIncident(msgspec.Struct, frozen=True):
@@ -145,6 +156,7 @@ class Bilateral(msgspec.Struct, frozen=True):
     relation: Relation
     incidents: list[LedgerIncident]
     position: int
+    next_cursor: str | None = None  # of `incidents`
 
 
 class TimelineItem(msgspec.Struct, frozen=True):
@@ -169,6 +181,7 @@ class Timeline(msgspec.Struct, frozen=True):
     code: str
     items: list[TimelineItem]
     position: int
+    next_cursor: str | None = None
 
 
 class TerritoryItem(msgspec.Struct, frozen=True):
@@ -187,6 +200,7 @@ class Territories(msgspec.Struct, frozen=True):
 
     items: list[TerritoryItem]
     position: int
+    next_cursor: str | None = None
 
 
 SortField = Literal[
@@ -212,11 +226,50 @@ def known_actor(value: str, field: str = "code") -> str:
     return code
 
 
+Position = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class DatedCursor(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page of incidents ended: its position, the last one's date, report and id."""
+
+    position: Position
+    occurred_on: date
+    reported_position: int
+    id: UUID
+
+
+class NamedCursor(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page ended: its position and the last item's sort key (text, then a code)."""
+
+    position: Position
+    value: int | str
+    name: str = ""
+    key: str = ""
+
+
+_dated = msgspec.json.Decoder(DatedCursor)
+_named = msgspec.json.Decoder(NamedCursor)
+
+
 async def resolve_at(
-    runtime: Runtime, as_of: date | None, known_at: int | None, min_position: int | None
+    runtime: Runtime,
+    as_of: date | None,
+    known_at: int | None,
+    min_position: int | None,
+    cursor: DatedCursor | NamedCursor | None = None,
 ) -> At:
-    """The position (and date) to answer at, once the read models have reached it."""
-    await await_position(runtime, max(known_at or 0, min_position or 0) or None)
+    """The position (and date) to answer at, once the read models have reached it.
+
+    A page after the first is read at its first page's position (the cursor holds
+    it), so paging on while the log grows neither skips nor repeats items.
+    """
+    if known_at is not None:
+        await await_position(runtime, min_position, known_at=known_at)
+    elif cursor is not None:
+        known_at = cursor.position
+        await await_position(runtime, min_position, cursor=known_at)
+    else:
+        await await_position(runtime, min_position)
     position = known_at if known_at is not None else runtime.projector.position
     return At(position, as_of)
 
@@ -225,19 +278,43 @@ async def answer(
     runtime: Runtime,
     key: Hashable,
     at: At,
+    request: Request[Any, Any, Any],
     if_none_match: str | None,
-    compute: Callable[[Connection, At], Awaitable[T]],
+    compute: Callable[[Connection, At], Awaitable[tuple[T, str | None]]],
 ) -> Response[T]:
-    """The standing for `key` at `at`, from memory when it was computed before."""
+    """The standing for `key` at `at`, from memory when it was computed before.
+
+    `compute` gives the answer and the cursor of the page after it (None: none).
+    """
+    pinned = "known_at" in request.query_params or "cursor" in request.query_params
     entry = runtime.cache.get((key, at))
-    if entry is None:
+    if not isinstance(entry, Cached):
+        generation = runtime.cache.generation
         async with runtime.pool.acquire() as conn:
-            entry = cached(_encoder.encode(await compute(conn, at)))
-        runtime.cache.put((key, at), entry)
+            body, following = await compute(conn, at)
+            entry = cached(_encoder.encode(body), following)
+        live_at = None if pinned else at.position
+        runtime.cache.put((key, at), entry, live_at, generation)
     headers = {"ETag": entry.etag, POSITION: str(at.position)}
+    if entry.next_cursor is not None:
+        headers |= next_link(request, entry.next_cursor)
     if none_match(if_none_match, entry.etag):
         return cast(Response[T], Response(None, status_code=304, headers=headers))
     return cast(Response[T], Response(entry.body, media_type="application/json", headers=headers))
+
+
+def _dated_after(cursor: DatedCursor | None) -> tuple[Any, ...] | None:
+    return None if cursor is None else (cursor.occurred_on, cursor.reported_position, cursor.id)
+
+
+def _dated_next(rows: list[dict[str, Any]], limit: int, position: int) -> str | None:
+    """The cursor after the last of `limit` rows, when a row more was read."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(
+        DatedCursor(position, last["occurred_on"], last["reported_position"], last["id"])
+    )
 
 
 def _standing(row: dict[str, Any] | None, code: str, position: int) -> Standing:
@@ -275,8 +352,14 @@ def _sort_value(standing: Standing, field: str) -> int:
     raise ValueError(field)
 
 
+def _country_key(standing: Standing, sort: str | None) -> tuple[int, str]:
+    """The order of the country list: by `sort` descending, then by code."""
+    return (-_sort_value(standing, sort) if sort else 0, standing.code)
+
+
 @get("/v1/countries", tags=["standings"], summary="Every actor's standing", opt=PROBLEMS)
 async def list_countries(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     sort: Annotated[
         SortField | None, QueryParameter(description="Numeric field, descending")
@@ -284,24 +367,37 @@ async def list_countries(
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response[CountryList]:
     """Every actor that appears in an active incident; sorted by `sort` (descending) or code."""
-    at = await resolve_at(runtime, as_of, known_at, min_position)
+    after = decode_cursor(cursor, _named)
+    at = await resolve_at(runtime, as_of, known_at, min_position, after)
 
-    async def compute(conn: Connection, at: At) -> CountryList:
+    async def compute(conn: Connection, at: At) -> tuple[CountryList, str | None]:
+        # At most a few hundred actors: sorted and paged here rather than in SQL.
         rows = await query.standings(conn, at)
-        items = [_standing(row, row["code"], at.position) for row in rows]
-        items.sort(key=lambda s: s.code)
-        if sort is not None:
-            items.sort(key=lambda s: _sort_value(s, sort), reverse=True)
-        return CountryList(items, at.position)
+        items = sorted(
+            (_standing(row, row["code"], at.position) for row in rows),
+            key=lambda s: _country_key(s, sort),
+        )
+        if after is not None:
+            last = (int(after.value), after.name)
+            items = [s for s in items if _country_key(s, sort) > last]
+        following = None
+        if len(items) > limit:
+            value, code = _country_key(items[limit - 1], sort)
+            following = encode_cursor(NamedCursor(at.position, value, code))
+        return CountryList(items[:limit], at.position, following), following
 
-    return await answer(runtime, ("countries", sort), at, if_none_match, compute)
+    key = ("countries", sort, limit, cursor)
+    return await answer(runtime, key, at, request, if_none_match, compute)
 
 
 @get("/v1/countries/{code:str}", tags=["standings"], summary="An actor's standing", opt=PROBLEMS)
 async def read_country(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     code: FromPath[str],
     as_of: AsOf = None,
@@ -313,11 +409,11 @@ async def read_country(
     actor = known_actor(code)
     at = await resolve_at(runtime, as_of, known_at, min_position)
 
-    async def compute(conn: Connection, at: At) -> Standing:
+    async def compute(conn: Connection, at: At) -> tuple[Standing, None]:
         rows = await query.standings(conn, at, actor)
-        return _standing(rows[0] if rows else None, actor, at.position)
+        return _standing(rows[0] if rows else None, actor, at.position), None
 
-    return await answer(runtime, ("country", actor), at, if_none_match, compute)
+    return await answer(runtime, ("country", actor), at, request, if_none_match, compute)
 
 
 def _relation(row: dict[str, Any]) -> Relation:
@@ -335,22 +431,32 @@ def _zero_relation(counterpart: str) -> Relation:
     opt=PROBLEMS,
 )
 async def read_relations(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     code: FromPath[str],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response[Relations]:
-    """One row per counterpart: diplomats expelled each way, sanctions rounds, incidents."""
+    """One row per counterpart (by code): diplomats expelled each way, sanctions, incidents."""
     actor = known_actor(code)
-    at = await resolve_at(runtime, as_of, known_at, min_position)
+    after = decode_cursor(cursor, _named)
+    at = await resolve_at(runtime, as_of, known_at, min_position, after)
 
-    async def compute(conn: Connection, at: At) -> Relations:
-        rows = await query.relations(conn, at, actor)
-        return Relations(actor, [_relation(row) for row in rows], at.position)
+    async def compute(conn: Connection, at: At) -> tuple[Relations, str | None]:
+        page = Page(None if after is None else (str(after.value),), limit + 1)
+        rows = await query.relations(conn, at, actor, page=page)
+        following = None
+        if len(rows) > limit:
+            following = encode_cursor(NamedCursor(at.position, rows[limit - 1]["counterpart"]))
+        items = [_relation(row) for row in rows[:limit]]
+        return Relations(actor, items, at.position, following), following
 
-    return await answer(runtime, ("relations", actor), at, if_none_match, compute)
+    key = ("relations", actor, limit, cursor)
+    return await answer(runtime, key, at, request, if_none_match, compute)
 
 
 def _incident_row(row: dict[str, Any], item: type[T]) -> T:
@@ -369,25 +475,32 @@ def _incident_row(row: dict[str, Any], item: type[T]) -> T:
     opt=PROBLEMS,
 )
 async def read_bilateral(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     code: FromPath[str],
     counterpart: FromPath[str],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response[Bilateral]:
-    """The ledger row and the incidents between the two, oldest first, with `responds_to`."""
+    """The ledger row and a page of the incidents between the two, oldest first."""
     a, b = known_actor(code), known_actor(counterpart, "counterpart")
-    at = await resolve_at(runtime, as_of, known_at, min_position)
+    after = decode_cursor(cursor, _dated)
+    at = await resolve_at(runtime, as_of, known_at, min_position, after)
 
-    async def compute(conn: Connection, at: At) -> Bilateral:
+    async def compute(conn: Connection, at: At) -> tuple[Bilateral, str | None]:
         rows = await query.relations(conn, at, a, b)
         relation = _relation(rows[0]) if rows else _zero_relation(b)
-        incidents = [_incident_row(r, LedgerIncident) for r in await query.between(conn, at, a, b)]
-        return Bilateral(a, b, relation, incidents, at.position)
+        found = await query.between(conn, at, a, b, Page(_dated_after(after), limit + 1))
+        following = _dated_next(found, limit, at.position)
+        incidents = [_incident_row(r, LedgerIncident) for r in found[:limit]]
+        return Bilateral(a, b, relation, incidents, at.position, following), following
 
-    return await answer(runtime, ("bilateral", a, b), at, if_none_match, compute)
+    key = ("bilateral", a, b, limit, cursor)
+    return await answer(runtime, key, at, request, if_none_match, compute)
 
 
 @get(
@@ -397,22 +510,29 @@ async def read_bilateral(
     opt=PROBLEMS,
 )
 async def read_timeline(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     code: FromPath[str],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response[Timeline]:
-    """Every active incident the actor takes part in, with its role there."""
+    """A page of the active incidents the actor takes part in, with its role there."""
     actor = known_actor(code)
-    at = await resolve_at(runtime, as_of, known_at, min_position)
+    after = decode_cursor(cursor, _dated)
+    at = await resolve_at(runtime, as_of, known_at, min_position, after)
 
-    async def compute(conn: Connection, at: At) -> Timeline:
-        rows = await query.timeline(conn, at, actor)
-        return Timeline(actor, [_incident_row(r, TimelineItem) for r in rows], at.position)
+    async def compute(conn: Connection, at: At) -> tuple[Timeline, str | None]:
+        rows = await query.timeline(conn, at, actor, Page(_dated_after(after), limit + 1))
+        following = _dated_next(rows, limit, at.position)
+        items = [_incident_row(r, TimelineItem) for r in rows[:limit]]
+        return Timeline(actor, items, at.position, following), following
 
-    return await answer(runtime, ("timeline", actor), at, if_none_match, compute)
+    key = ("timeline", actor, limit, cursor)
+    return await answer(runtime, key, at, request, if_none_match, compute)
 
 
 def _filter(value: str | None, check: Callable[[str], str | None], field: str) -> str | None:
@@ -431,6 +551,7 @@ def _controller(value: str) -> str | None:
 
 @get("/v1/territories", tags=["standings"], summary="Places and who holds them", opt=PROBLEMS)
 async def list_territories(
+    request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     country: Annotated[str | None, QueryParameter(max_length=3)] = None,
     region: Annotated[str | None, QueryParameter(max_length=6)] = None,
@@ -438,6 +559,8 @@ async def list_territories(
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response[Territories]:
     """Each place's latest controller, since when, and how many active reports it has."""
@@ -446,13 +569,25 @@ async def list_territories(
         _filter(region, region_code, "region"),
         _filter(controller, _controller, "controller"),
     )
-    at = await resolve_at(runtime, as_of, known_at, min_position)
+    after = decode_cursor(cursor, _named)
+    at = await resolve_at(runtime, as_of, known_at, min_position, after)
 
-    async def compute(conn: Connection, at: At) -> Territories:
-        rows = await query.territories(conn, at, *filters)
-        return Territories([_incident_row(row, TerritoryItem) for row in rows], at.position)
+    async def compute(conn: Connection, at: At) -> tuple[Territories, str | None]:
+        place = None if after is None else (str(after.value), after.name, after.key)
+        page = Page(place, limit + 1)
+        rows = await query.territories(conn, at, filters, page)
+        following = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            held = _place_decoder.decode(last["place"])
+            following = encode_cursor(
+                NamedCursor(at.position, held.country, held.name, last["place_key"])
+            )
+        items = [_incident_row(row, TerritoryItem) for row in rows[:limit]]
+        return Territories(items, at.position, following), following
 
-    return await answer(runtime, ("territories", filters), at, if_none_match, compute)
+    key = ("territories", filters, limit, cursor)
+    return await answer(runtime, key, at, request, if_none_match, compute)
 
 
 ROUTES = [

@@ -8,10 +8,8 @@ existed (owner NULL), which no other key sees.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 import msgspec
@@ -21,7 +19,8 @@ from litestar.params import FromPath, QueryParameter
 
 from service.auth import request_key
 from service.headers import POSITION
-from service.problems import FieldError, InvalidInput, NotFound, Problem
+from service.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
+from service.problems import NotFound, Problem
 from service.routes.bodies import json_body
 from service.routes.events import log_filter
 from service.runtime import Runtime
@@ -130,27 +129,6 @@ def _visible_to(request: Request[Any, Any, Any]) -> str | None:
     return None if key.allows("admin") else key.name
 
 
-def _cursor(value: str | None) -> Cursor | None:
-    if value is None:
-        return None
-    try:
-        return _cursor_decoder.decode(base64.urlsafe_b64decode(value.encode() + b"=="))
-    except (ValueError, msgspec.DecodeError):
-        error = FieldError("cursor", "is not a cursor this API returned")
-        raise InvalidInput("cursor: is not a cursor this API returned", errors=[error]) from None
-
-
-def _encode_cursor(cursor: Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
-def next_link(request: Request[Any, Any, Any], cursor: str) -> dict[str, str]:
-    """The RFC 8288 `Link: <...>; rel="next"` header: this request's URL with `cursor`."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-    query.append(("cursor", cursor))
-    return {"Link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
-
-
 @post(
     "/v1/subscriptions",
     status_code=201,
@@ -202,11 +180,11 @@ async def create_subscription(
 async def list_subscriptions(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
 ) -> Response[SubscriptionPage]:
     """The key's subscriptions (every one for admin), oldest first; page on with `cursor`."""
-    after = _cursor(cursor)
+    after = decode_cursor(cursor, _cursor_decoder)
     rows = await runtime.pool.fetch(
         f"SELECT {COLUMNS} FROM subscriptions WHERE ($1::text IS NULL OR owner = $1)"
         " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
@@ -219,7 +197,7 @@ async def list_subscriptions(
     items = [_subscription(row) for row in rows[:limit]]
     if len(rows) <= limit:
         return Response(SubscriptionPage(items, None))
-    following = _encode_cursor(Cursor(items[-1].created_at, items[-1].id))
+    following = encode_cursor(Cursor(items[-1].created_at, items[-1].id))
     return Response(SubscriptionPage(items, following), headers=next_link(request, following))
 
 
@@ -308,7 +286,7 @@ async def list_deliveries(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     subscription_id: FromPath[UUID],
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[int | None, QueryParameter(ge=1, le=2**62)] = None,
 ) -> Response[DeliveryPage]:
     """Attempts newest first, each with status code, latency, error and next retry."""
