@@ -121,6 +121,11 @@ class Claim(msgspec.Struct, frozen=True):
     row: Any  # the subscription's row as claimed (asyncpg.Record)
     live: LiveEvent
     lease: UUID
+    attempt: int  # attempts made at this event so far
+    failing_since: Any
+    # The rest of the log page the event was read from: once the event is acknowledged,
+    # the lease is renewed for the next one of these that matches, with no new claim.
+    ahead: tuple[LiveEvent, ...] = ()
 
 
 # One round trip, outside any transaction: most doorbell rings find nothing due,
@@ -233,9 +238,10 @@ class Deliverer:
         self._slots.release()
         self._wake.set()  # its subscription's next event may be due now
 
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, claim: Claim | None) -> None:
         try:
-            await self.deliver(claim)
+            while claim is not None:
+                claim = await self.deliver(claim)
         except Exception:  # the lease runs out and the event is delivered again
             log.exception("webhook delivery failed")
 
@@ -245,16 +251,20 @@ class Deliverer:
         self._wake.set()
 
     async def deliver_one(self) -> bool:
-        """Deliver the next event of one due subscription; False when none is due."""
+        """Deliver the next events of one due subscription; False when none is due."""
         claim = await self.claim()
         if claim is None:
             return False
-        await self.deliver(claim)
+        while claim is not None:
+            claim = await self.deliver(claim)
         return True
 
-    async def deliver(self, claim: Claim) -> None:
-        """POST a claimed event (no transaction open), then record the outcome if still ours."""
-        await self._record(claim, await self._post(claim.row, claim.live))
+    async def deliver(self, claim: Claim) -> Claim | None:
+        """POST a claimed event (no transaction open), then record the outcome if still ours.
+
+        Gives back the subscription's next event when the lease was renewed for it.
+        """
+        return await self._record(claim, await self._post(claim.row, claim.live))
 
     async def claim(self) -> Claim | None:
         """Lease the next event of a due subscription (None when none is due)."""
@@ -269,8 +279,8 @@ class Deliverer:
             head = await head_position(conn)
             # Subscriptions with nothing for them up to the head are moved past it.
             while (row := await conn.fetchrow(DUE, head)) is not None:
-                live = await self._next_event(conn, row, head)
-                if live is not None:
+                found = await self._next_event(conn, row, head)
+                if found is not None:
                     lease = uuid4()
                     await conn.execute(
                         "UPDATE subscriptions SET lease = $2, leased_until = now() + $3"
@@ -280,22 +290,23 @@ class Deliverer:
                         LEASE,
                     )
                     self._leases.add(lease)
-                    return Claim(row, live, lease)
+                    live, ahead = found
+                    return Claim(row, live, lease, row["attempt"], row["failing_since"], ahead)
         return None
 
     async def _next_event(
         self, conn: Connection, row: asyncpg.Record, head: int
-    ) -> LiveEvent | None:
+    ) -> tuple[LiveEvent, tuple[LiveEvent, ...]] | None:
         filters = LogFilter(tuple(row["types"]), tuple(row["countries"]))
         scanned = row["position"]
         while scanned < head:
             page = await read_live(conn, scanned, SCAN_PAGE)
             if not page:
                 break
-            for live in page:
+            for index, live in enumerate(page):
                 if matches(live, filters):
                     await self._advance(conn, row["id"], scanned)
-                    return live
+                    return live, tuple(page[index + 1 :])
                 scanned = live.event.position
         # Nothing for this subscriber up to the head: skip past it.
         await self._advance(conn, row["id"], scanned)
@@ -360,24 +371,51 @@ class Deliverer:
             status, error = None, f"{type(exc).__name__}: {exc}"[:500]
         return Outcome(status, int((time.monotonic() - started) * 1000), error)
 
-    async def _record(self, claim: Claim, outcome: Outcome) -> None:
+    async def _record(self, claim: Claim, outcome: Outcome) -> Claim | None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                held = await conn.fetchval(
-                    "SELECT true FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
+                active = await conn.fetchval(
+                    "SELECT active FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
                     claim.row["id"],
                     claim.lease,
                 )
-                if held:
-                    await self._recorded(conn, claim, outcome)
-                else:  # run out and taken over: the other holder's outcome counts
+                if active is None:  # run out and taken over: the other holder's outcome counts
                     log.warning("lease on subscription %s lost before recording", claim.row["id"])
-        finally:
+                    renewed = None
+                else:
+                    await self._recorded(conn, claim, outcome)
+                    go_on = active and outcome.acknowledged
+                    renewed = await self._renewed(conn, claim) if go_on else None
+        except BaseException:
             self._leases.discard(claim.lease)
+            raise
+        if renewed is None:
+            self._leases.discard(claim.lease)
+        return renewed
+
+    async def _renewed(self, conn: Connection, claim: Claim) -> Claim | None:
+        """Lease the next matching event of the page already read, if there is one."""
+        subscription = claim.row["id"]
+        filters = LogFilter(tuple(claim.row["types"]), tuple(claim.row["countries"]))
+        passed = claim.live.event.position
+        for index, live in enumerate(claim.ahead):
+            if matches(live, filters):
+                await conn.execute(
+                    "UPDATE subscriptions SET position = greatest(position, $2), lease = $3,"
+                    " leased_until = now() + $4 WHERE id = $1",
+                    subscription,
+                    passed,
+                    claim.lease,
+                    LEASE,
+                )
+                return Claim(claim.row, live, claim.lease, 0, None, claim.ahead[index + 1 :])
+            passed = live.event.position
+        await self._advance(conn, subscription, passed)
+        return None
 
     async def _recorded(self, conn: Connection, claim: Claim, outcome: Outcome) -> None:
         row, live = claim.row, claim.live
-        attempt = row["attempt"] + 1
+        attempt = claim.attempt + 1
         if outcome.acknowledged:
             self.delivered += 1
             await conn.execute(
@@ -390,7 +428,7 @@ class Deliverer:
             retry_at = None
         else:
             self.failed += 1
-            retry_at = await self._failed(conn, row, attempt, outcome)
+            retry_at = await self._failed(conn, claim, attempt, outcome)
         await conn.execute(
             "INSERT INTO deliveries (subscription_id, event_id, position, attempt, status_code,"
             " latency_ms, error, next_retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -404,12 +442,11 @@ class Deliverer:
             retry_at,
         )
 
-    async def _failed(
-        self, conn: Connection, row: asyncpg.Record, attempt: int, outcome: Outcome
-    ) -> Any:
+    async def _failed(self, conn: Connection, claim: Claim, attempt: int, outcome: Outcome) -> Any:
+        row = claim.row
         gone = outcome.status_code == 410
         expired = await conn.fetchval(
-            "SELECT coalesce($1, now()) < now() - $2::interval", row["failing_since"], GIVE_UP_AFTER
+            "SELECT coalesce($1, now()) < now() - $2::interval", claim.failing_since, GIVE_UP_AFTER
         )
         if gone or expired:
             reason = "the receiver answered 410 Gone" if gone else "retries ran out after 3 days"

@@ -168,10 +168,11 @@ async def test_a_lease_that_runs_out_is_taken_over_and_the_late_outcome_is_ignor
         taken = await survivor.claim()
         assert taken is not None
         assert taken.live.event.position == 1  # the same event again
-        await survivor.deliver(taken)
-        await crashed.deliver(stalled)  # late: its POST happens, its outcome does not count
-        while await survivor.deliver_one():
-            pass
+        following = await survivor.deliver(taken)
+        assert await crashed.deliver(stalled) is None  # late: POSTed, but its outcome is dropped
+        while following is not None:  # the survivor's lease goes on to the next events
+            following = await survivor.deliver(following)
+        assert not await survivor.deliver_one()
     finally:
         await crashed.stop()
         await survivor.stop()
