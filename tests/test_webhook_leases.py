@@ -183,3 +183,44 @@ async def test_a_lease_that_runs_out_is_taken_over_and_the_late_outcome_is_ignor
     )
     assert [tuple(row) for row in rows] == [(1, 1), (2, 1), (3, 1)]
     assert await pool.fetchval("SELECT position FROM subscriptions") == 3
+
+
+async def test_pausing_stops_a_run_of_deliveries_after_the_one_in_flight(hooks: Client) -> None:
+    slow = SlowReceiver()
+    try:
+        subscription = await subscribe(hooks, slow.url)
+        batch = "\n".join(json.dumps(expulsion(count=n)) for n in range(1, 21)).encode()
+        response = await hooks.post(
+            "/v1/incidents:batch", content=batch, headers={"content-type": "application/x-ndjson"}
+        )
+        assert response.status_code == 201, response.text
+        await until(lambda: len(slow.received) >= 2)
+        url = f"/v1/subscriptions/{subscription['id']}"
+        assert (await hooks.patch(url, json={"active": False})).status_code == 200
+        paused_at = len(slow.received)
+        await asyncio.sleep(1.5)  # 20 deliveries take 1 s at 50 ms each
+    finally:
+        slow.server.shutdown()
+    assert len(slow.received) <= paused_at + 1  # the one in flight when paused
+    assert (await hooks.get(url)).json()["position"] < 20
+
+
+async def test_a_stopping_process_gives_its_leases_back(
+    dsn: str, pool: asyncpg.Pool[Any], receiver: Receiver, appended: None
+) -> None:
+    await pool.execute(
+        "INSERT INTO subscriptions (id, url, secret, position) VALUES (gen_random_uuid(), $1,"
+        " $2, 0)",
+        receiver.url,
+        SECRET,
+    )
+    settings = Settings(database_url=dsn, webhook_allow_private=True)
+    stopping, other = (Deliverer(pool, Doorbell(dsn), settings) for _ in range(2))
+    try:
+        assert await stopping.claim() is not None
+        await stopping.stop()
+        taken = await other.claim()  # at once, not when the lease would have run out
+        assert taken is not None
+        assert taken.live.event.position == 1
+    finally:
+        await other.stop()
