@@ -6,9 +6,11 @@ from now. The POST is made with no transaction open, and its outcome recorded
 in a second short transaction only while the lease is still ours. So one
 subscription is never delivered to twice at once and gets its events in log
 order, at least once: a crashed worker's lease runs out and another takes
-over. Its position moves only forward, and only past an acknowledged (2xx)
-event or events that match none of its filters. Attempts older than the
-retention are pruned in the background.
+over. Once an event is acknowledged, the lease goes on to the next matching
+event of the log page already read, with no new claim. Its position moves
+only forward, and only past an acknowledged (2xx) event or events that match
+none of its filters. Attempts older than the retention are pruned in the
+background.
 """
 
 from __future__ import annotations
@@ -372,23 +374,20 @@ class Deliverer:
         return Outcome(status, int((time.monotonic() - started) * 1000), error)
 
     async def _record(self, claim: Claim, outcome: Outcome) -> Claim | None:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                active = await conn.fetchval(
-                    "SELECT active FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
-                    claim.row["id"],
-                    claim.lease,
-                )
-                if active is None:  # run out and taken over: the other holder's outcome counts
-                    log.warning("lease on subscription %s lost before recording", claim.row["id"])
-                    renewed = None
-                else:
-                    await self._recorded(conn, claim, outcome)
-                    go_on = active and outcome.acknowledged
-                    renewed = await self._renewed(conn, claim) if go_on else None
-        except BaseException:
-            self._leases.discard(claim.lease)
-            raise
+        # Should this fail, the lease stays in self._leases: stop() gives it back.
+        async with self._pool.acquire() as conn, conn.transaction():
+            active = await conn.fetchval(
+                "SELECT active FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
+                claim.row["id"],
+                claim.lease,
+            )
+            if active is None:  # run out and taken over: the other holder's outcome counts
+                log.warning("lease on subscription %s lost before recording", claim.row["id"])
+                renewed = None
+            else:
+                await self._recorded(conn, claim, outcome)
+                go_on = active and outcome.acknowledged
+                renewed = await self._renewed(conn, claim) if go_on else None
         if renewed is None:
             self._leases.discard(claim.lease)
         return renewed
