@@ -4,6 +4,15 @@ The address checked is the address connected to: `pinned` resolves the host
 once, checks every address, and gives back the URL with the host replaced by
 an address that passed (Host and TLS server name keep the original name), so a
 second DNS answer cannot send the request elsewhere.
+
+Public means: an IPv4 address Python calls global, outside the special-purpose
+blocks it misses; an IPv6 address that carries an IPv4 one (mapped, compatible,
+translated, well-known NAT64, 6to4) is judged by the IPv4 address it reaches;
+any other IPv6 address must be global unicast (2000::/3) outside the IANA
+special-purpose blocks. The local-use NAT64 prefix 64:ff9b:1::/48 (outside
+2000::/3) and Teredo 2001::/32 (inside 2001::/23) are refused whatever IPv4
+address they carry: neither is globally reachable. Python 3.11's `is_global`
+calls ::127.0.0.1, fec0::/10 and 64:ff9b:1::/48 global, hence the tables.
 """
 
 from __future__ import annotations
@@ -19,7 +28,41 @@ import msgspec
 from service.problems import FieldError, InvalidInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_v4, _v6 = ipaddress.IPv4Network, ipaddress.IPv6Network
+
+# IPv4 blocks `is_global` lets through that no receiver should be in.
+IPV4_REFUSED: Final = tuple(
+    _v4(block)
+    for block in (
+        "192.0.0.0/24",  # IETF protocol assignments (PCP and TURN anycast, ...)
+        "192.31.196.0/24",  # AS112
+        "192.52.193.0/24",  # AMT
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "192.175.48.0/24",  # AS112 direct delegation
+        "224.0.0.0/4",  # multicast
+    )
+)
+GLOBAL_UNICAST: Final = _v6("2000::/3")
+# Special-purpose blocks inside 2000::/3 (2002::/16, 6to4, is decoded instead).
+IPV6_REFUSED: Final = tuple(
+    _v6(block)
+    for block in (
+        "2001::/23",  # IETF protocol assignments: Teredo, benchmarking, AMT, ORCHID, ...
+        "2001:db8::/32",  # documentation
+        "2620:4f:8000::/48",  # AS112
+        "3fff::/20",  # documentation
+    )
+)
+# Prefixes whose last 32 bits are the IPv4 address they reach.
+IPV4_IN_LAST_32: Final = tuple(
+    _v6(block)
+    for block in (
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::/96",  # IPv4-compatible (deprecated; :: and ::1 decode to 0.0.0.x)
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known
+    )
+)
 
 
 class UnsafeUrl(InvalidInput):
@@ -38,23 +81,25 @@ def _refuse(message: str) -> UnsafeUrl:
     return UnsafeUrl(f"url: {message}", errors=[FieldError("url", message)])
 
 
-def _embedded(address: IPAddress) -> IPAddress | None:
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-        if address in NAT64:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+def carried(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through translation or a tunnel, if any."""
+    if any(address in block for block in IPV4_IN_LAST_32):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.sixtofour
 
 
 def forbidden(address: IPAddress) -> bool:
-    """Anything but a globally routable unicast address (metadata, CGNAT and NAT64 included)."""
-    inner = _embedded(address)
+    """Anything but a public unicast address (metadata, CGNAT and translated ones included)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return not address.is_global or any(address in block for block in IPV4_REFUSED)
+    inner = carried(address)
     if inner is not None:
         return forbidden(inner)
-    return not address.is_global or address.is_multicast
+    return (
+        address not in GLOBAL_UNICAST
+        or not address.is_global
+        or any(address in block for block in IPV6_REFUSED)
+    )
 
 
 def parse(url: str) -> httpx.URL:

@@ -193,7 +193,7 @@ async def subscribe(replica: Replica, url: str) -> dict[str, Any]:
 
 async def delivered_through(replica: Replica, subscription: dict[str, Any], head: int) -> None:
     """Wait until the subscription has acknowledged every event up to `head`."""
-    # Each POST is made under the subscription's row lock, before its position
+    # Each POST is made under the subscription's lease, before its position
     # moves: once the position is at the head, no delivery is in flight or to come.
 
     async def acknowledged() -> bool | None:
