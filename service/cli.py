@@ -27,7 +27,6 @@ from service.imports import count_lines, import_file
 from service.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
 from service.projector import Projector
 from service.rebuild import log_head, rebuild
-from service.stream_limits import abortable
 
 GRACE_SECONDS = 10  # for requests in flight when SIGTERM comes
 log = logging.getLogger("legation")
@@ -93,7 +92,7 @@ def serve(settings: Settings, demo: bool) -> None:
         # No uvicorn access log line: the edge writes one (LEGATION_ACCESS_LOG), in JSON.
         # log_config=None: uvicorn's records go through the JSON handler too.
         uvicorn.run(
-            abortable(app),  # stalled event-stream clients are dropped at once
+            app,
             host=settings.host,
             port=settings.port,
             access_log=False,

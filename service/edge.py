@@ -25,6 +25,7 @@ from service import rate_limits, request_ids
 from service.cache import AnswerCache, Remembered
 from service.config import Settings
 from service.metrics import Metrics
+from service.stream_limits import SERVER_SEND
 
 access_log = logging.getLogger("legation.access")
 _encoder = msgspec.json.Encoder()
@@ -51,6 +52,7 @@ class Edge:
                 return
             rid = request_ids.given(scope) or request_ids.new_id()
             scope["legation_request_id"] = rid  # type: ignore[typeddict-unknown-key]
+            scope[SERVER_SEND] = send  # type: ignore[typeddict-unknown-key]  # stalled streams are aborted
             started = time.perf_counter()
             status = [500]
             try:

@@ -14,14 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 import msgspec
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, Scope, Send
 
 from service.problems import PROBLEM_JSON, Problem, Unavailable
 from service.rate_limits import TooManyRequests
 
 RETRY_AFTER: Final = 10  # seconds; a slot frees when any client leaves
-ABORT: Final = "legation_abort"  # the scope key of a function that drops the connection
+SERVER_SEND: Final = "legation_server_send"  # the scope key of the server's own send
 _encoder = msgspec.json.Encoder()
 
 
@@ -86,23 +85,15 @@ async def refuse(send: Send, problem: Problem) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def abortable(app: ASGIApp) -> ASGIApp:
-    """The app, with each HTTP scope given a way to drop its client's connection at once.
-
-    For uvicorn: its `send` is a method of the request cycle, whose transport can abort
-    (a close waits until a client that does not read has taken the buffered bytes).
-    """
-
-    async def with_abort(scope: Scope, receive: Receive, send: Send) -> None:
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if scope["type"] == ScopeType.HTTP and transport is not None:
-            cast(dict[str, Any], scope)[ABORT] = transport.abort
-        await app(scope, receive, send)
-
-    return with_abort
-
-
 def abort_of(scope: Scope) -> Callable[[], None] | None:
-    """What drops the request's connection at once, where the server offers it."""
-    abort: Callable[[], None] | None = cast(dict[str, Any], scope).get(ABORT)
+    """What drops the request's connection at once, where the server offers it.
+
+    The edge keeps the server's own `send` in the scope: under uvicorn it is a method
+    of the request cycle, whose transport can abort (a close waits until a client
+    that does not read has taken the buffered bytes). Looked up only here, not per
+    request: a wrapper around every request cost the fastest reads ~7 %.
+    """
+    send = cast(dict[str, Any], scope).get(SERVER_SEND)
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    abort: Callable[[], None] | None = getattr(transport, "abort", None)
     return abort
