@@ -31,7 +31,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 contracts: $(STAMP)
-	$(BIN)/python -m service.contracts
+	$(BIN)/python -m service.ops.contracts
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "installing wrk, the HTTP load generator of bench/"; \

@@ -26,7 +26,7 @@ from litestar import Litestar, get, post
 from litestar.datastructures import State
 
 from bench.common import EVENTS_TABLE, INSERT_EVENT
-from service.database import create_pool
+from service.log.database import create_pool
 
 _METADATA = msgspec.json.encode({"actor": "bench"}).decode()
 

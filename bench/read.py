@@ -36,8 +36,8 @@ from bench.common import (
     scratch_database,
     server,
 )
-from service.database import connect, migrate
-from service.rebuild import rebuild
+from service.log.database import connect, migrate
+from service.projections.rebuild import rebuild
 
 if TYPE_CHECKING:
     import asyncpg

@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import msgspec
 
-from service.events import corrected_decoder, incident_decoder
+from service.incidents.catalogue import corrected_decoder, incident_decoder
 
 COLUMNS: Final = (
     "position",

@@ -8,25 +8,25 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
-from service.auth import authorize_request
-from service.cache import AnswerCache
 from service.config import Settings
-from service.database import create_pool, head_revisions
-from service.edge import Edge
-from service.fanout import Fanout
-from service.feed import Doorbell
-from service.group_commit import GroupCommit
-from service.metrics import Metrics
-from service.openapi import openapi_config, refine
-from service.problems import EXCEPTION_HANDLERS
-from service.projector import Projector
-from service.rebuild_watch import RebuildWatch
-from service.routes import events, health, incidents, standings, stream, subscriptions
-from service.routes.batch import batch_route
-from service.routes.options import allow_handlers
-from service.runtime import Runtime, provide_runtime
-from service.sealing import seal_clear_secrets
-from service.webhooks import Deliverer
+from service.http.auth import authorize_request
+from service.http.edge import Edge
+from service.http.openapi.document import openapi_config, refine
+from service.http.problems import EXCEPTION_HANDLERS
+from service.http.routes import events, health, incidents, standings, stream, subscriptions
+from service.http.routes.batch import batch_route
+from service.http.routes.options import allow_handlers
+from service.http.runtime import Runtime, provide_runtime
+from service.log.database import create_pool, head_revisions
+from service.log.doorbell import Doorbell
+from service.log.group_commit import GroupCommit
+from service.ops.metrics import Metrics
+from service.projections.answer_cache import AnswerCache
+from service.projections.projector import Projector
+from service.projections.rebuild_watch import RebuildWatch
+from service.subscribers.fanout import Fanout
+from service.subscribers.sealing import seal_clear_secrets
+from service.subscribers.webhooks import Deliverer
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[Edge(settings, metrics, answers)],
         before_request=authorize_request,
         openapi_config=openapi_config(),
-        # Litestar's own logging config would replace the JSON one (service/logs.py).
+        # Litestar's own logging config would replace the JSON one (service/ops/logs.py).
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,
         # Browsers may read (EventSource included) from any origin; writes need no CORS.

@@ -16,17 +16,17 @@ import uvloop
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
-from service import logs
 from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, InvalidSettings, Settings, settings_from_env
-from service.database import connect, create_pool, migrate
-from service.demo import load_demo
-from service.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
-from service.feed import Doorbell
-from service.imports import count_lines, import_file
-from service.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
-from service.projector import Projector
-from service.rebuild import log_head, rebuild
+from service.http.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
+from service.log.database import connect, create_pool, migrate
+from service.log.doorbell import Doorbell
+from service.ops import logs
+from service.ops.demo import load_demo
+from service.ops.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
+from service.ops.imports import count_lines, import_file
+from service.projections.projector import Projector
+from service.projections.rebuild import log_head, rebuild
 
 GRACE_SECONDS = 10  # for requests in flight when SIGTERM comes
 log = logging.getLogger("legation")

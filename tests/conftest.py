@@ -21,9 +21,9 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, Settings
-from service.database import connect, create_pool, migrate
-from service.embedded import EmbeddedPostgres
-from service.keys import create_key
+from service.http.keys import create_key
+from service.log.database import connect, create_pool, migrate
+from service.ops.embedded import EmbeddedPostgres
 
 
 def reachable_dir(prefix: str) -> Path:

@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from service.events import NewEvent
+from service.incidents.catalogue import NewEvent
 
 
 def event(n: int = 0, data: dict[str, Any] | None = None, **fields: Any) -> NewEvent:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pycountry
 import pytest
 
-from service.actors import actor_code, actor_name, country_code, place_key, region_code
+from service.incidents.actors import actor_code, actor_name, country_code, place_key, region_code
 
 
 @pytest.mark.parametrize(

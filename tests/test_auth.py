@@ -13,9 +13,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
-from service.auth import ROUTE_SCOPES
 from service.config import Settings
-from service.keys import revoke_key
+from service.http.auth import ROUTE_SCOPES
+from service.http.keys import revoke_key
 from tests.conftest import make_key
 from tests.servers import serving
 
@@ -128,7 +128,7 @@ async def test_only_a_keyed_hash_of_a_key_is_stored(dsn: str, pool: asyncpg.Pool
 
 @pytest.mark.parametrize("scopes", ["", "read,fly", "everything"])
 async def test_unknown_scopes_are_refused(scopes: str) -> None:
-    from service.keys import InvalidKeyRequest, parse_scopes
+    from service.http.keys import InvalidKeyRequest, parse_scopes
 
     with pytest.raises(InvalidKeyRequest):
         parse_scopes(scopes)

@@ -3,7 +3,7 @@ read models move on."""
 
 from __future__ import annotations
 
-from service.cache import ENTRY_OVERHEAD, AnswerCache, Remembered, cached
+from service.projections.answer_cache import ENTRY_OVERHEAD, AnswerCache, Remembered, cached
 
 KIB = 1024
 

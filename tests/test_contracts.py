@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from service.contracts import OPENAPI_FILE, SCHEMAS_DIR, event_schema_files, openapi_json
-from service.events import CATALOGUE, INCIDENT_KINDS
+from service.incidents.catalogue import CATALOGUE, INCIDENT_KINDS
+from service.ops.contracts import OPENAPI_FILE, SCHEMAS_DIR, event_schema_files, openapi_json
 
 REGENERATE = "run `make contracts` and commit the result"
 

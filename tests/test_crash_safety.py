@@ -25,11 +25,11 @@ import httpx
 import msgspec
 import pytest
 
-from service.database import migrate
-from service.embedded import EmbeddedPostgres
-from service.headers import POSITION
-from service.incidents import keyed_event_id
-from service.projector import BATCH_SIZE
+from service.http.headers import POSITION
+from service.incidents.domain import keyed_event_id
+from service.log.database import migrate
+from service.ops.embedded import EmbeddedPostgres
+from service.projections.projector import BATCH_SIZE
 from tests.conftest import make_key
 from tests.factories import expulsion
 from tests.servers import Server, start, stop

@@ -10,8 +10,8 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.feed import Doorbell
-from service.webhooks import Deliverer
+from service.log.doorbell import Doorbell
+from service.subscribers.webhooks import Deliverer
 
 # Ages in days of the attempts made, against a retention of 30 days.
 OLD = (31, 45, 400)

@@ -9,10 +9,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
-from service.cache import AnswerCache
 from service.config import Settings
-from service.edge import Edge
-from service.metrics import Metrics
+from service.http.edge import Edge
+from service.ops.metrics import Metrics
+from service.projections.answer_cache import AnswerCache
 from tests.conftest import authorised
 from tests.factories import expulsion
 

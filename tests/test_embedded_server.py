@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.embedded import (
+from service.ops.embedded import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
     _hand_over,

@@ -8,8 +8,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.group_commit import GroupCommit
-from service.store import Appended, AppendRequest, EventIdReused, WrongExpectedVersion, append_many
+from service.log.group_commit import GroupCommit
+from service.log.store import (
+    Appended,
+    AppendRequest,
+    EventIdReused,
+    WrongExpectedVersion,
+    append_many,
+)
 from tests.factories import event, stream
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from service.batches import MAX_LINES
-from service.routes.batch import CHUNK_LINES
+from service.http.routes.batch import CHUNK_LINES
+from service.incidents.batches import MAX_LINES
 from tests.factories import expulsion, sanctions_round, territorial_control
 from tests.servers import serving
 

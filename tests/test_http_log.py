@@ -127,7 +127,7 @@ def test_logs_are_json_with_their_fields() -> None:
     import json
     import logging
 
-    from service.logs import JsonFormatter
+    from service.ops.logs import JsonFormatter
 
     record = logging.LogRecord("legation.access", logging.INFO, __file__, 1, "request", None, None)
     record.fields = {"request_id": "r1", "status": 201}

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service.demo import DEMO_FILE, load_demo
-from service.imports import import_file
+from service.ops.demo import DEMO_FILE, load_demo
+from service.ops.imports import import_file
 from tests.factories import expulsion, sanctions_round, territorial_control
 from tests.servers import LEGATION
 

@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.events import (
+from service.http.problems import InvalidInput
+from service.incidents.catalogue import (
     Expulsion,
     Metadata,
     RecordedEvent,
@@ -19,7 +20,7 @@ from service.events import (
     TerritorialControl,
     encode_data,
 )
-from service.incidents import (
+from service.incidents.domain import (
     Correction,
     IncidentAlreadyRetracted,
     IncidentState,
@@ -37,7 +38,6 @@ from service.incidents import (
     reported,
     stream_name,
 )
-from service.problems import InvalidInput
 from tests.factories import expulsion, sanctions_round, territorial_control
 
 AT = datetime(2022, 4, 19, 9, 30, tzinfo=UTC)

@@ -8,18 +8,18 @@ from typing import Any, get_args
 import asyncpg
 import pytest
 
-from service.events import INCIDENT_KINDS
-from service.feed import Doorbell
+from service.http.routes.incidents import Kind
+from service.incidents.catalogue import INCIDENT_KINDS
+from service.log.doorbell import Doorbell
+from service.log.store import read_all
 from service.projections import versions
-from service.projector import Projector, checkpoint, project_batch
-from service.routes.incidents import Kind
-from service.store import read_all
+from service.projections.projector import Projector, checkpoint, project_batch
 
 
 async def test_a_crashed_batch_is_applied_once_on_resume(
     dsn: str, pool: asyncpg.Pool[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.demo import load_demo
+    from service.ops.demo import load_demo
 
     await load_demo(dsn)
     real_apply = versions.apply

@@ -9,9 +9,9 @@ import asyncpg
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from service.demo import load_demo
-from service.projector import checkpoint, project_batch
-from service.rebuild import rebuild
+from service.ops.demo import load_demo
+from service.projections.projector import checkpoint, project_batch
+from service.projections.rebuild import rebuild
 from tests.factories import expulsion, territorial_control
 from tests.servers import LEGATION
 
@@ -79,10 +79,10 @@ def test_the_command_reports_the_position_it_rebuilt_to(dsn: str) -> None:
 async def test_events_appended_during_a_rebuild_are_projected_before_the_swap(
     dsn: str, pool: asyncpg.Pool[Any], monkeypatch: Any
 ) -> None:
-    from service import rebuild as rebuilding
-    from service.events import Metadata, Report
-    from service.incidents import decide_report, report_event, stream_name
-    from service.store import append
+    from service.incidents.catalogue import Metadata, Report
+    from service.incidents.domain import decide_report, report_event, stream_name
+    from service.log.store import append
+    from service.projections import rebuild as rebuilding
 
     await load_demo(dsn)
     real_load = rebuilding._load_shadow

@@ -15,11 +15,11 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from service import rebuild as rebuilding
-from service import rebuild_watch
 from service.app import create_app
 from service.config import Settings
-from service.rebuild import rebuild
+from service.projections import rebuild as rebuilding
+from service.projections import rebuild_watch
+from service.projections.rebuild import rebuild
 from tests.conftest import authorised
 from tests.factories import expulsion
 

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from service.projector import PROJECTOR_LOCK
+from service.projections.projector import PROJECTOR_LOCK
 from tests.factories import expulsion, sanctions_round, territorial_control
 from tests.servers import Server, start, stop
 from tests.test_webhooks import Receiver

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.rebuild import rebuild
+from service.projections.rebuild import rebuild
 from tests.conftest import authorised
 from tests.factories import expulsion
 

@@ -168,10 +168,10 @@ async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
 ) -> None:
     from types import SimpleNamespace
 
-    from service import fanout as fanning
-    from service.feed import Doorbell
-    from service.routes.stream import event_stream
-    from service.store import LogFilter, append
+    from service.http.routes.stream import event_stream
+    from service.log.doorbell import Doorbell
+    from service.log.store import LogFilter, append
+    from service.subscribers import fanout as fanning
     from tests.factories import event, stream
 
     monkeypatch.setattr(fanning, "QUEUE_BATCHES", 1)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from service.ssrf import forbidden
+from service.subscribers.ssrf import forbidden
 from tests.factories import expulsion
 
 Client = AsyncTestClient[Any]

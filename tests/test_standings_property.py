@@ -17,9 +17,9 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.database import connect
-from service.events import Metadata, Report, new_event
-from service.incidents import (
+from service.http.problems import InvalidInput
+from service.incidents.catalogue import Metadata, Report, new_event
+from service.incidents.domain import (
     Correction,
     IncidentAlreadyRetracted,
     Retraction,
@@ -31,11 +31,11 @@ from service.incidents import (
     report_event,
     stream_name,
 )
-from service.problems import InvalidInput
+from service.log.database import connect
+from service.log.store import append, head_position, read_all, read_stream
+from service.projections.projector import project_batch
+from service.projections.rebuild import rebuild
 from service.projections.standings import At, standings
-from service.projector import project_batch
-from service.rebuild import rebuild
-from service.store import append, head_position, read_all, read_stream
 from tests.conftest import with_database
 
 ACTORS = ["FR", "DE", "IT", "PL"]

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.database import connect
-from service.store import (
+from service.log.database import connect
+from service.log.store import (
     Appended,
     AppendRequest,
     EventIdReused,

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from service.database import connect
-from service.store import append, head_position
+from service.log.database import connect
+from service.log.store import append, head_position
 from tests.factories import event, stream
 from tests.servers import Server, start, stop
 from tests.test_replicas import eventually

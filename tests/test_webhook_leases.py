@@ -21,8 +21,8 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.feed import Doorbell
-from service.webhooks import Deliverer
+from service.log.doorbell import Doorbell
+from service.subscribers.webhooks import Deliverer
 from tests import test_webhooks
 from tests.conftest import authorised
 from tests.factories import expulsion

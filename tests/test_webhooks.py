@@ -16,8 +16,8 @@ from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
 from service.config import Settings
-from service.feed import Doorbell
-from service.webhooks import Deliverer
+from service.log.doorbell import Doorbell
+from service.subscribers.webhooks import Deliverer
 from tests.conftest import authorised
 from tests.factories import expulsion, sanctions_round
 

@@ -13,7 +13,7 @@ cover the new column; the foreign key's check runs with the rights of
 SELECT.
 
 Secrets are sealed (encrypted) by the service at start-up, not here: a
-migration does not know LEGATION_KEY_SECRET (see service/sealing.py).
+migration does not know LEGATION_KEY_SECRET (see service/subscribers/sealing.py).
 Downgrading does not unseal them.
 """
 

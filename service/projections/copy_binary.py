@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from service.store import Connection
+    from service.log.store import Connection
 
 SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
 TRAILER: Final = b"\xff\xff"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 if TYPE_CHECKING:
-    from service.store import Connection
+    from service.log.store import Connection
 
 VALID: Final = """
 WITH v AS (

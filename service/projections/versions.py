@@ -14,8 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from service.actors import place_key
-from service.events import (
+from service.incidents.actors import place_key
+from service.incidents.catalogue import (
     INCIDENT_TYPES,
     Expulsion,
     Incident,
@@ -23,12 +23,12 @@ from service.events import (
     SanctionsRound,
     TerritorialControl,
 )
-from service.incidents import IncidentState, actors, stream_name
+from service.incidents.domain import IncidentState, actors, stream_name
 from service.projections import copy_binary
 from service.projections.copy_binary import NULL, REPEATED
 
 if TYPE_CHECKING:
-    from service.store import Connection
+    from service.log.store import Connection
 
 STANDING_EVENTS: Final = frozenset(
     {

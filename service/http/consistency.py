@@ -1,0 +1,51 @@
+"""Reading one's own writes: `min_position` on every read of the read models."""
+
+from typing import Annotated
+
+from litestar.params import QueryParameter
+
+from service.http.problems import FieldError, InvalidInput, Unavailable
+from service.http.runtime import Runtime
+from service.log.store import head_position
+
+MinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        name="min_position",
+        ge=0,
+        le=2**62,
+        description="Answer only once the read models include this log position "
+        "(waits up to LEGATION_READ_WAIT_SECONDS, 5 s by default, then 503 with Retry-After; "
+        "a position beyond the log's head is a 422 at once).",
+    ),
+]
+
+
+async def await_position(runtime: Runtime, min_position: int | None, **more: int | None) -> None:
+    """Return once the read models include `min_position` (and the positions in `more`, by
+    parameter name); 422 naming the parameter beyond the log's head, 503 after the wait."""
+    wanted = {"min_position": min_position, **more}
+    position = max((value for value in wanted.values() if value is not None), default=None)
+    if position is None or position <= runtime.projector.position:
+        return
+    await _within_head(runtime, wanted)
+    if not await runtime.projector.caught_up(position, runtime.settings.read_wait_seconds):
+        raise Unavailable(
+            f"the read models have not reached position {position} yet; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
+async def _within_head(runtime: Runtime, wanted: dict[str, int | None]) -> None:
+    # A position the log does not hold yet may never come: waiting for it would
+    # only hold a request (and a client) for the whole wait.
+    async with runtime.pool.acquire() as conn:
+        head = await head_position(conn)
+    beyond = [
+        FieldError(name, f"is beyond the log's head ({head})")
+        for name, value in wanted.items()
+        if value is not None and value > head
+    ]
+    if beyond:
+        message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
+        raise InvalidInput(message, errors=beyond)

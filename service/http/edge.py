@@ -1,0 +1,180 @@
+"""The edge of every HTTP request: its id, its rate limit, metrics, the access log, and
+answers remembered at the current log position.
+
+One ASGI layer instead of three: each layer wraps `send` once more, which the
+fastest reads feel. A route that opts in with opt["remember"] has its live 200
+answers kept by URL with the position they were computed at (their
+Legation-Position header); the same URL is answered from memory while the read
+models stay at that position, without parsing parameters or calling the handler.
+That is only sound where the answer is a function of URL and position alone, which
+is why it is off when reads need a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Final
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+
+from service.config import Settings
+from service.http import rate_limits, request_ids
+from service.ops.metrics import Metrics
+from service.projections.answer_cache import AnswerCache, Remembered
+from service.subscribers.stream_limits import SERVER_SEND
+
+access_log = logging.getLogger("legation.access")
+_encoder = msgspec.json.Encoder()
+_POSITION: Final = b"legation-position"
+
+
+class Edge:
+    """The ASGI middleware (an instance is the factory Litestar calls with the app)."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, answers: AnswerCache) -> None:
+        self.metrics = metrics
+        self.buckets = (
+            rate_limits.Buckets(settings.rate_limit, settings.rate_burst)
+            if settings.rate_limit > 0
+            else None
+        )
+        self.remembering = settings.public_reads
+        self.answers = (
+            answers  # shared with the standings handlers (service/projections/answer_cache.py)
+        )
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        async def edge(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            rid = request_ids.given(scope) or request_ids.new_id()
+            scope["legation_request_id"] = rid  # type: ignore[typeddict-unknown-key]
+            scope[SERVER_SEND] = send  # type: ignore[typeddict-unknown-key]  # stalled streams are aborted
+            started = time.perf_counter()
+            status = [500]
+            try:
+                await self._answer(app, scope, receive, send, status)
+            finally:
+                self._measure(scope, status[0], time.perf_counter() - started, rid)
+
+        return edge
+
+    async def _answer(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, status: list[int]
+    ) -> None:
+        rid = request_ids.request_id(scope).encode()
+        wait = self._wait(scope)
+        if wait:
+            status[0] = 429
+            await _too_many(send, wait, rid)
+            return
+        key = self._key(scope)
+        remembered = self._recall(scope, key) if key else None
+        if remembered is not None:
+            status[0] = 200
+            await _replay(send, remembered, rid)
+            return
+        start: list[HTTPResponseStartEvent] = []
+        chunks: list[bytes] = []
+        generation = self.answers.generation
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                start.append(message)
+                message["headers"] = [*message.get("headers", ()), (request_ids.HEADER, rid)]
+            elif key and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await app(scope, receive, answer)
+        if key and start and status[0] == 200:
+            self._remember(key, start[0], b"".join(chunks), generation)
+
+    def _wait(self, scope: Scope) -> float:
+        if self.buckets is None or scope["path"] in rate_limits.EXEMPT:
+            return 0.0
+        return max(self.buckets.wait(caller) for caller in rate_limits.callers(scope))
+
+    def _key(self, scope: Scope) -> tuple[str, str, bytes] | None:
+        handler = scope.get("route_handler")
+        if not self.remembering or handler is None or not handler.opt.get("remember"):
+            return None
+        if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
+            return None
+        for name, _ in scope["headers"]:
+            if name == b"if-none-match":
+                return None  # a 304 depends on the request, not only on the URL
+        return "edge", scope["path"], scope["query_string"]
+
+    def _recall(self, scope: Scope, key: tuple[str, str, bytes]) -> Remembered | None:
+        position = scope["app"].state.runtime.projector.position
+        self.answers.advance(position)
+        remembered = self.answers.get(key)
+        if not isinstance(remembered, Remembered) or remembered.position != position:
+            return None
+        return remembered
+
+    def _remember(
+        self,
+        key: tuple[str, str, bytes],
+        start: HTTPResponseStartEvent,
+        body: bytes,
+        generation: int,
+    ) -> None:
+        headers = [pair for pair in start["headers"] if pair[0] != request_ids.HEADER]
+        position = next((value for name, value in headers if name == _POSITION), None)
+        if position is None:
+            return
+        # Kept as live at the position it holds: dropped once the read models move on.
+        answer = Remembered(int(position), headers, body)
+        self.answers.put(key, answer, int(position), generation)
+
+    def _measure(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
+        route = str(scope.get("path_template") or "unmatched")
+        self.metrics.requests[(route, str(scope.get("method", "")), status)] += 1
+        self.metrics.latency[route].observe(seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")  # the forwarded one only from a trusted proxy
+            fields = {
+                "request_id": rid,
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+                "client": client[0] if client else None,
+            }
+            access_log.info("request", extra={"fields": fields})
+
+
+async def _replay(send: Send, remembered: Remembered, rid: bytes) -> None:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [*remembered.headers, (request_ids.HEADER, rid)],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": remembered.body, "more_body": False})
+
+
+async def _too_many(send: Send, wait: float, rid: bytes) -> None:
+    problem = rate_limits.TooManyRequests(f"slow down: retry in {math.ceil(wait)} s")
+    body = _encoder.encode(problem.body())
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/problem+json"),
+        (b"retry-after", str(math.ceil(wait)).encode()),
+        (b"content-length", str(len(body)).encode()),
+        (request_ids.HEADER, rid),
+    ]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 429,
+        "headers": headers,
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,292 @@
+"""The OpenAPI document: Litestar's, with bodies and problems described by msgspec.
+
+Routes decode their bodies strictly with msgspec (Litestar's own conversion is
+lax), so each declares its body type in `opt["body"]` and this module writes the
+request body schema, discriminator included, from msgspec's JSON Schema. Each
+route lists the problem statuses it answers in `opt["problems"]`; they are
+documented as application/problem+json instead of Litestar's default 400 shape.
+"""
+
+from http import HTTPStatus
+from typing import Any, get_args, get_origin
+
+import msgspec
+from litestar import Litestar, Response
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Example,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    RequestBody,
+)
+
+from service.http import rate_limits
+from service.http.openapi import links as openapi_links
+from service.http.openapi import parameters as openapi_parameters
+from service.http.problems import PROBLEM_JSON, ProblemDetails
+from service.incidents.catalogue import Report, Source
+from service.incidents.domain import Correction, Retraction
+from service.incidents.views import IncidentView
+
+REF = "#/components/schemas/{name}"
+# Components for the unions routes take or answer.
+UNION_NAMES: dict[Any, str] = {Report: "IncidentReport", IncidentView: "IncidentView"}
+# `IncidentView | None` as annotated by a handler is answered as IncidentView.
+UNION_NAMES_BY_MEMBERS = {frozenset(get_args(kind)): kind for kind in UNION_NAMES}
+
+_SOURCE = {
+    "outlet": "AFP",
+    "url": "https://www.afp.com/",
+    "quoted": "Russian foreign ministry",
+    "published_at": "2022-04-18T10:00:00Z",
+}
+EXAMPLES: dict[Any, dict[str, Example | Reference]] = {
+    Report: {
+        "expulsion": Example(
+            summary="Russia expels 15 Dutch diplomats",
+            value={
+                "kind": "expulsion",
+                "occurred_on": "2022-04-18",
+                "expelling": "RU",
+                "expelled": "NL",
+                "count": 15,
+                "deadline": "2022-05-02",
+                "grounds": "retaliation",
+                "summary": "Russia declares 15 Dutch diplomats persona non grata.",
+                "sources": [_SOURCE],
+            },
+        ),
+        "sanctions_round": Example(
+            summary="The EU's fifth sanctions package on Russia",
+            value={
+                "kind": "sanctions_round",
+                "occurred_on": "2022-04-08",
+                "imposing": "EU",
+                "target": "RU",
+                "round": 5,
+                "label": "fifth package",
+                "measures": ["trade", "financial", "travel"],
+                "legal_acts": ["Council Regulation (EU) 2022/576"],
+                "sources": [_SOURCE],
+            },
+        ),
+        "territorial_control": Example(
+            summary="Kreminna taken by Russian forces",
+            value={
+                "kind": "territorial_control",
+                "occurred_on": "2022-04-19",
+                "place": {
+                    "name": "Kreminna",
+                    "geonames_id": 704138,
+                    "region": "UA-09",
+                    "country": "UA",
+                },
+                "controller": "RU",
+                "previous_controller": "UA",
+                "reported_by": "Luhansk regional governor",
+                "sources": [{"outlet": "Reuters", "quoted": "Serhiy Gaidai"}],
+            },
+        ),
+        "disputed": Example(
+            summary="A count the sources disagree on",
+            value={
+                "kind": "expulsion",
+                "occurred_on": "2022-04-18",
+                "expelling": "RUS",
+                "expelled": "be",
+                "count": 21,
+                "count_range": [12, 21],
+                "sources": [_SOURCE],
+            },
+        ),
+    },
+    Retraction: {
+        "duplicate": Example(
+            summary="Retract a duplicate",
+            value={
+                "note": "duplicate of an earlier report",
+                "duplicate_of": "5a1f4c2e-0b6d-4d8e-9a51-0c2f4e3d7b04",
+            },
+        )
+    },
+    Source: {
+        "reuters": Example(
+            summary="Cite another outlet",
+            value={"outlet": "Reuters", "url": "https://www.reuters.com/"},
+        )
+    },
+    Correction: {
+        "count": Example(
+            summary="Correct the count",
+            value={"changes": {"count": 12}, "note": "Belgian ministry says 12"},
+        )
+    },
+}
+
+
+def openapi_config() -> OpenAPIConfig:
+    """Where and how the document is served."""
+    return OpenAPIConfig(
+        title="Legation",
+        version="1.0.0",
+        description="An event-sourced ledger of diplomatic incidents.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(path="/")],
+        use_handler_docstrings=True,
+    )
+
+
+def _operations(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
+    """(path, method, opt) of every documented route handler; opt["answer"] is what it returns."""
+    found = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if handler.include_in_schema is False:
+                continue
+            opt = dict(handler.opt)
+            answer = _answer_type(handler.parsed_fn_signature.return_type.annotation)
+            if answer is not None:
+                opt["answer"] = answer
+            for method in handler.http_methods:
+                found.append((route.path_format, method.lower(), opt))
+    return found
+
+
+def _answer_type(annotation: Any) -> Any:
+    """The Struct (or union of Structs) a handler answers with, inside Response[...]."""
+    if get_origin(annotation) is Response:
+        (annotation,) = get_args(annotation)
+    members = [member for member in get_args(annotation) if member is not type(None)]
+    if members and all(_is_struct(member) for member in members):
+        return UNION_NAMES_BY_MEMBERS.get(frozenset(members), annotation)
+    return annotation if _is_struct(annotation) else None
+
+
+def _is_struct(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+
+
+def refine(app: Litestar) -> None:
+    """Describe msgspec bodies and problem responses in the app's OpenAPI document."""
+    document = app.openapi_schema
+    operations = [(path, method, opt) for path, method, opt in _operations(app)]
+    bodies = [opt["body"] for _, _, opt in operations if "body" in opt]
+    answers = [opt["answer"] for _, _, opt in operations if "answer" in opt]
+    schemas, components = msgspec.json.schema_components(
+        [ProblemDetails, *bodies, *answers], ref_template=REF
+    )
+    assert document.components.schemas is not None
+    assert document.paths is not None
+    document.components.schemas.update(dict(sorted(components.items())))
+    problem_schema = schemas[0]
+    body_schemas = iter(schemas[1 : 1 + len(bodies)])
+    answer_schemas = iter(schemas[1 + len(bodies) :])
+    for path, method, opt in operations:
+        item = document.paths.get(path)
+        operation = getattr(item, method, None)
+        if operation is None:
+            continue
+        if "body" in opt:
+            media = OpenAPIMediaType(
+                schema=_named(next(body_schemas), opt["body"], document),
+                examples=dict(EXAMPLES.get(opt["body"], {})) or None,
+            )
+            operation.request_body = RequestBody(content={"application/json": media}, required=True)
+        if "answer" in opt:
+            _answer(operation, _named(next(answer_schemas), opt["answer"], document))
+        if opt.get("ndjson_body"):
+            operation.request_body = _ndjson_body()
+        statuses = {*opt.get("problems", ()), *_cross_cutting(path, operation, opt)}
+        operation.responses = _with_problems(operation.responses or {}, statuses, problem_schema)
+        _not_modified(operation)
+    openapi_parameters.refine(document)
+    openapi_links.add(document)
+
+
+def _ndjson_body() -> RequestBody:
+    line = Reference(ref=REF.format(name="IncidentReport"))
+    media = OpenAPIMediaType(schema=line, example=NDJSON_EXAMPLE)
+    return RequestBody(
+        content={"application/x-ndjson": media},
+        description="One IncidentReport per line (NDJSON).",
+        required=True,
+    )
+
+
+NDJSON_EXAMPLE = (
+    '{"kind": "expulsion", "occurred_on": "2022-04-19", "expelling": "RU", "expelled": "NL", '
+    '"count": 15, "sources": [{"outlet": "AFP"}]}\n'
+    '{"kind": "expulsion", "occurred_on": "2022-04-19", "expelling": "RU", "expelled": "BE", '
+    '"count": 21, "count_range": [12, 21], "sources": [{"outlet": "AFP"}]}\n'
+)
+
+
+def _cross_cutting(path: str, operation: Operation, opt: dict[str, Any]) -> set[int]:
+    """The statuses every route may answer for reasons of its own kind, not its own logic."""
+    statuses = {500}
+    scope = opt.get("scope", "public")
+    if scope != "public":
+        statuses |= {401, 403}  # reads too, under LEGATION_PUBLIC_READS=false
+    if path not in rate_limits.EXEMPT:
+        statuses.add(429)
+    if path != "/health":
+        statuses.add(503)  # the database is unreachable (or, for reads, behind min_position)
+    if operation.parameters or operation.request_body:
+        statuses.add(422)
+    return statuses
+
+
+def _not_modified(operation: Operation) -> None:
+    names = {getattr(parameter, "name", None) for parameter in operation.parameters or ()}
+    if "If-None-Match" in names and operation.responses is not None:
+        operation.responses["304"] = OpenAPIResponse(description="Not Modified: the ETag matches")
+
+
+def _with_problems(
+    responses: dict[str, Any], statuses: set[int], problem_schema: dict[str, Any]
+) -> dict[str, Any]:
+    kept = {status: response for status, response in responses.items() if int(status) < 400}
+    media = OpenAPIMediaType(schema=_reference(problem_schema))
+    for status in sorted(statuses):
+        kept[str(status)] = OpenAPIResponse(
+            description=HTTPStatus(status).phrase, content={PROBLEM_JSON: media}
+        )
+    return kept
+
+
+def _named(schema: dict[str, Any], kind: Any, document: OpenAPI) -> Reference:
+    """A reference to the schema of `kind`; a union is registered under its UNION_NAMES name."""
+    if "$ref" in schema:
+        return _reference(schema)
+    if "discriminator" in schema:
+        # The tags make the members exclusive: oneOf says so to generators.
+        schema = {"oneOf": schema.pop("anyOf"), **schema}
+    components: dict[str, Any] = document.components.schemas or {}
+    components[UNION_NAMES[kind]] = schema
+    return Reference(ref=REF.format(name=UNION_NAMES[kind]))
+
+
+def _answer(operation: Operation, schema: Reference) -> None:
+    """msgspec's schema for the success response, in place of Litestar's looser one.
+
+    Litestar writes `list[Source]` fields of a subclassed Struct as `oneOf [Source, {}]`,
+    which no value satisfies (it matches both); msgspec writes what it encodes.
+    """
+    for status, response in (operation.responses or {}).items():
+        content = getattr(response, "content", None) or {}
+        if int(status) < 300 and "application/json" in content:
+            content["application/json"].schema = schema
+
+
+def _reference(schema: dict[str, Any]) -> Reference:
+    # schema_components answers each top-level type with a bare $ref.
+    return Reference(ref=schema["$ref"])
+
+
+def document(app: Litestar) -> dict[str, Any]:
+    """The OpenAPI document as served at /schema/openapi.json."""
+    return app.openapi_schema.to_schema()

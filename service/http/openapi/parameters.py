@@ -1,0 +1,84 @@
+"""Query, path and header parameters in the OpenAPI document, as exact as the server is.
+
+Litestar writes every optional parameter as `oneOf [T, null]`, integer bounds as
+floats and codes as bare strings; clients and fuzzers then send what the server
+must refuse. Here codes become enums of what `service.incidents.actors` accepts.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar.openapi.spec import OpenAPI, OpenAPIType, Parameter, Reference, Schema
+
+from service.http.headers import IF_MATCH
+from service.incidents.actors import ORGANISATIONS, country_codes
+
+REF = "#/components/schemas/{name}"
+ACTOR = "ActorCode"
+COUNTRY = "CountryCode"
+# The query parameter named `country` of territories is a place's country, never an organisation.
+COUNTRY_ONLY = {("/v1/territories", "country")}
+ACTOR_NAMES = {"code", "counterpart", "country", "controller"}
+REGION = Schema(
+    type=OpenAPIType.STRING,
+    pattern=r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$",
+    description="An ISO 3166-2 region code, e.g. UA-09",
+)
+
+
+def refine(document: OpenAPI) -> None:
+    """Codes as enums, regions as a pattern, integer bounds as integers."""
+    assert document.components.schemas is not None
+    document.components.schemas[ACTOR] = _codes(
+        [*country_codes(), *ORGANISATIONS],
+        "A country (ISO 3166-1 alpha-2 or alpha-3) or EU, NATO, UN",
+    )
+    document.components.schemas[COUNTRY] = _codes(
+        country_codes(), "A country: ISO 3166-1 alpha-2 or alpha-3"
+    )
+    for path, parameter in _parameters(document):
+        _exact_bounds(parameter.schema)
+        if parameter.name in ACTOR_NAMES:
+            name = COUNTRY if (path, parameter.name) in COUNTRY_ONLY else ACTOR
+            parameter.schema = _coded(parameter.schema, Reference(ref=REF.format(name=name)))
+        elif parameter.name == "region":
+            parameter.schema = REGION
+        elif parameter.name == "If-Match":
+            parameter.schema = Schema(type=OpenAPIType.STRING, max_length=64, pattern=IF_MATCH)
+
+
+def _codes(codes: list[str], description: str) -> Schema:
+    return Schema(
+        type=OpenAPIType.STRING,
+        enum=sorted(codes),
+        description=f"{description}; case does not matter",
+    )
+
+
+def _parameters(document: OpenAPI) -> Iterator[tuple[str, Parameter]]:
+    for path, item in (document.paths or {}).items():
+        for method in ("get", "post", "patch", "delete"):
+            operation = getattr(item, method, None)
+            for parameter in getattr(operation, "parameters", None) or ():
+                if isinstance(parameter, Parameter):
+                    yield path, parameter
+
+
+def _coded(schema: Any, code: Reference) -> Schema | Reference:
+    """`code` in place of a string schema; a list of codes keeps its shape."""
+    nested = getattr(schema, "one_of", None) or ()
+    listed = [item for item in nested if getattr(item, "type", None) == OpenAPIType.ARRAY]
+    if listed or getattr(schema, "type", None) == OpenAPIType.ARRAY:
+        max_items = getattr(schema, "max_items", None)
+        return Schema(type=OpenAPIType.ARRAY, items=code, max_items=max_items)
+    return code
+
+
+def _exact_bounds(schema: Any) -> None:
+    """Integer bounds as integers: 2**62 as a float reads as 4611686018427388000."""
+    for nested in getattr(schema, "one_of", None) or ():
+        _exact_bounds(nested)
+    for bound in ("minimum", "maximum"):
+        value = getattr(schema, bound, None)
+        if isinstance(value, float) and value.is_integer():
+            setattr(schema, bound, int(value))

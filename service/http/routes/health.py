@@ -1,0 +1,102 @@
+"""Liveness and readiness."""
+
+import asyncio
+
+import asyncpg
+import msgspec
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+
+from service.http.runtime import Runtime
+from service.log.database import applied_revisions
+from service.log.store import head_position
+from service.ops.metrics import render
+from service.projections.projector import checkpoint
+
+READY_TIMEOUT = 2.0
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Whether the process is alive."""
+
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Whether the service can answer: database reachable and migrated; how far behind."""
+
+    status: str
+    database: str
+    migrations: str
+    log_head: int | None = None
+    projected: int | None = None
+    projector_lag: int | None = None
+
+
+@get("/health", tags=["operations"], summary="Liveness", opt={"scope": "public"})
+async def health() -> Health:
+    """The process is alive and serving."""
+    return Health(status="ok")
+
+
+@get(
+    "/ready",
+    tags=["operations"],
+    summary="Readiness",
+    opt={"scope": "public"},
+    responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
+)
+async def ready(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
+    """200 when the database answers and its migrations are at head, else 503."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), runtime.pool.acquire() as conn:
+            if await applied_revisions(conn) != runtime.migration_heads:
+                return _unready(Readiness("unavailable", database="ok", migrations="behind"))
+            head, projected = await head_position(conn), await checkpoint(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return _unready(Readiness("unavailable", database="unreachable", migrations="unknown"))
+    return Response(Readiness("ok", "ok", "head", head, projected, head - projected))
+
+
+def _unready(body: Readiness) -> Response[Readiness]:
+    return Response(body, status_code=503, headers={"Retry-After": "5"})
+
+
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    media_type="text/plain",
+    opt={"scope": "read"},
+)
+async def metrics(runtime: NamedDependency[Runtime]) -> Response[str]:
+    """Requests, latencies, appends, projector lag, webhook deliveries and SSE clients."""
+    async with runtime.pool.acquire() as conn:
+        head, projected = await head_position(conn), await checkpoint(conn)
+    gauges = {
+        "legation_events_appended_total": (
+            "counter events this process appended",
+            runtime.metrics.appended,
+        ),
+        "legation_log_head_position": ("gauge the highest position in the log", head),
+        "legation_projector_lag_positions": (
+            "gauge positions the read models are behind the log",
+            head - projected,
+        ),
+        "legation_webhook_deliveries_total": (
+            "counter webhook deliveries acknowledged by their receivers",
+            runtime.deliverer.delivered,
+        ),
+        "legation_webhook_failures_total": (
+            "counter webhook attempts that failed",
+            runtime.deliverer.failed,
+        ),
+        "legation_sse_clients": ("gauge connected event stream clients", runtime.fanout.clients),
+    }
+    return Response(
+        render(runtime.metrics, gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+ROUTES = [health, ready, metrics]

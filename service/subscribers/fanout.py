@@ -1,0 +1,264 @@
+"""Fan-out of the live log: read new events once per wake-up, hand them to every subscriber.
+
+A subscriber whose client keeps up gets its messages from the fan-out directly; one
+that does not has its batches kept, up to a bound past which it is marked behind and
+catches up from the database on its own, so a slow client never slows the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from service.incidents.catalogue import RecordedEvent
+from service.log.doorbell import Doorbell, cancel
+from service.log.store import LogFilter, head_position
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from service.log.store import Connection
+
+log = logging.getLogger("legation.fanout")
+POLL_INTERVAL: Final = 1.0
+HEAD_INTERVAL: Final = 0.1  # how often the head is read while nobody follows
+PAGE: Final = 1000
+QUEUE_BATCHES: Final = 256
+HEARTBEAT: Final = b": heartbeat\n\n"
+
+READ = """
+SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at,
+       data, metadata, countries
+  FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+class LiveEvent(msgspec.Struct, frozen=True):
+    """An event as fanned out: the envelope, the countries it touches, its SSE message."""
+
+    event: RecordedEvent
+    countries: tuple[str, ...]
+    frame: bytes
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def sse_frame(event: RecordedEvent) -> bytes:
+    """The SSE message of an event (built once, sent to every client)."""
+    data = _encoder.encode(event)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.position, event.type.encode(), data)
+
+
+def matches(live: LiveEvent, filters: LogFilter) -> bool:
+    """Whether an event passes a subscriber's type and country filters."""
+    if filters.types and live.event.type not in filters.types:
+        return False
+    return not filters.countries or any(c in live.countries for c in filters.countries)
+
+
+async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]:
+    """Events after `after` with their countries."""
+    rows = await conn.fetch(READ, after, limit)
+    live = []
+    for r in rows:
+        event = RecordedEvent(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), msgspec.Raw(r[9])
+        )
+        live.append(LiveEvent(event, tuple(r[10]), sse_frame(event)))
+    return live
+
+
+class Batch:
+    """Events fanned out together, with their SSE messages joined once for every subscriber."""
+
+    __slots__ = ("chunk", "events", "first", "last")
+
+    def __init__(self, events: list[LiveEvent]) -> None:
+        self.events = events
+        self.chunk = b"".join(live.frame for live in events)
+        self.first, self.last = events[0].event.position, events[-1].event.position
+
+
+class Subscription:
+    """A subscriber: where it is in the log, what it wants, and how its messages leave.
+
+    While `direct` is set the fan-out hands it the subscriber's messages itself: at a
+    thousand subscribers, waking a task per subscriber per event cost more than the
+    sends. Otherwise the batches are kept for the subscriber's own task; past
+    QUEUE_BATCHES it is behind and catches up from the database on its own.
+    """
+
+    def __init__(self, after: int, filters: LogFilter, heartbeat: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.scanned, self._filters = after, filters
+        self._everything = not (filters.types or filters.countries)
+        self._kept: list[Batch] = []
+        self.behind = False
+        self.direct: Callable[[bytes], None] | None = None
+        self._heartbeat, self._due = heartbeat, self._loop.time() + heartbeat
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer = self._loop.call_at(self._due, self._on_timer)
+
+    def offer(self, batch: Batch) -> None:
+        """Hand the batch's messages to `direct`, or keep the batch for the subscriber."""
+        if self.behind:
+            return
+        if self.direct is not None:
+            self._say(self.messages(batch))
+            return
+        if len(self._kept) < QUEUE_BATCHES:
+            self._kept.append(batch)
+        else:
+            self.behind = True
+        self.wake()
+
+    def messages(self, batch: Batch) -> bytes:
+        """The batch's messages past `scanned` that the subscriber wants; moves `scanned`."""
+        if batch.last <= self.scanned:
+            return b""
+        if self._everything and batch.first > self.scanned:
+            chunk = batch.chunk
+        else:
+            chunk = b"".join(
+                live.frame
+                for live in batch.events
+                if live.event.position > self.scanned and matches(live, self._filters)
+            )
+        self.scanned = batch.last
+        return chunk
+
+    def kept(self) -> bytes:
+        """The messages of the kept batches, else a heartbeat when one is due, else b""."""
+        batches, self._kept = self._kept, []
+        chunk = b"".join([self.messages(batch) for batch in batches])
+        if not chunk and self._loop.time() >= self._due:
+            chunk = HEARTBEAT
+        if chunk:
+            self._due = self._loop.time() + self._heartbeat
+        return chunk
+
+    async def next(self) -> bytes:
+        """What to send next, once there is something; b"" when the subscriber is behind."""
+        while not self.behind:
+            chunk = self.kept()
+            if chunk:
+                return chunk
+            await self.wait()
+        return b""
+
+    async def wait(self) -> None:
+        """Until a batch is kept, the subscriber falls behind, a heartbeat is due or `wake()`."""
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def wake(self) -> None:
+        """End the subscriber's `wait()`."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def restart(self) -> None:
+        """Forget the kept batches: the subscriber reads the database from `scanned`."""
+        self.behind, self._kept = False, []
+
+    def close(self) -> None:
+        """Stop the heartbeat timer."""
+        self._timer.cancel()
+
+    def _say(self, chunk: bytes) -> None:
+        if chunk and self.direct is not None:
+            self._due = self._loop.time() + self._heartbeat
+            self.direct(chunk)
+
+    def _on_timer(self) -> None:
+        # Messages do not move the timer (one timer per message would cost more than
+        # the message); it moves itself.
+        now = self._loop.time()
+        if now >= self._due:
+            if self.direct is not None:
+                self._say(HEARTBEAT)
+            else:
+                self.wake()
+        due = self._due if self._due > now else now + self._heartbeat
+        self._timer = self._loop.call_at(due, self._on_timer)
+
+
+class Fanout:
+    """Follows the log for every live subscriber of this process."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell) -> None:
+        self._pool, self._doorbell = pool, doorbell
+        self._subscriptions: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.head = 0
+        self._head_read_at = -HEAD_INTERVAL
+
+    async def start(self) -> None:
+        """Start following from the current head of the log."""
+        async with self._pool.acquire() as conn:
+            self.head = await head_position(conn)
+        self._task = asyncio.create_task(self._run(), name="legation-fanout")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        await cancel(self._task)
+        self._task = None
+
+    @property
+    def clients(self) -> int:
+        """How many subscribers are connected."""
+        return len(self._subscriptions)
+
+    @contextlib.contextmanager
+    def subscribe(self, after: int, filters: LogFilter, heartbeat: float) -> Iterator[Subscription]:
+        """A subscription from `after` for the duration of the `with` block."""
+        subscription = Subscription(after, filters, heartbeat)
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+            subscription.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._deliver_new()
+            except (OSError, Exception) as exc:  # keep following; readers catch up by position
+                log.warning("fan-out read failed (%s); retrying", exc)
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            await self._doorbell.wait(POLL_INTERVAL)
+
+    async def _deliver_new(self) -> None:
+        while self._subscriptions:
+            async with self._pool.acquire() as conn:
+                events = await read_live(conn, self.head, PAGE)
+            if not events:
+                return
+            batch = Batch(events)
+            self.head = batch.last
+            for subscription in list(self._subscriptions):
+                subscription.offer(batch)
+        if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
+            await self._read_head()
+
+    async def _read_head(self) -> None:
+        # Nobody listens: keep the head near the log's end, so that the next
+        # subscriber's first read is short. From the table, never from a NOTIFY
+        # payload (anyone may send one), and at most once an interval under load.
+        self._head_read_at = time.monotonic()
+        async with self._pool.acquire() as conn:
+            head = await head_position(conn)
+        # A subscriber that arrived meanwhile may need what lies past the head read here.
+        if not self._subscriptions:
+            self.head = max(self.head, head)

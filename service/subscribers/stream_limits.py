@@ -1,0 +1,99 @@
+"""How many event-stream clients a process serves, and how long one may keep from reading.
+
+Every open stream holds a socket, its buffers and a task: past `max_streams` in all or
+`max_streams_per_address` from one client address (the address the rate limits count
+by, forwarded only by a trusted proxy) a new one is refused. A client that reads
+nothing while the server has something to send is dropped after
+`stream_stall_seconds`; it resumes with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, cast
+
+import msgspec
+from litestar.types import HTTPResponseStartEvent, Scope, Send
+
+from service.http.problems import PROBLEM_JSON, Problem, Unavailable
+from service.http.rate_limits import TooManyRequests
+
+RETRY_AFTER: Final = 10  # seconds; a slot frees when any client leaves
+SERVER_SEND: Final = "legation_server_send"  # the scope key of the server's own send
+_encoder = msgspec.json.Encoder()
+
+
+class Stalled(Exception):
+    """The client read nothing for the stall time while a send waited for it."""
+
+
+class StreamSlots:
+    """Counts the open streams, in all and per client address."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.total, self.per_address = total, per_address
+        self.open = 0
+        self._by_address: dict[str, int] = {}
+
+    def take(self, address: str) -> Problem | None:
+        """Count a new stream from `address`; the refusal instead when a cap is reached."""
+        if self._by_address.get(address, 0) >= self.per_address:
+            return TooManyRequests(
+                f"at most {self.per_address} event streams from one address; close one first",
+                headers={"Retry-After": str(RETRY_AFTER)},
+            )
+        if self.open >= self.total:
+            return Unavailable(
+                f"this server has its {self.total} event streams open; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER)},
+            )
+        self.open += 1
+        self._by_address[address] = self._by_address.get(address, 0) + 1
+        return None
+
+    def release(self, address: str) -> None:
+        """A stream from `address` has ended."""
+        self.open -= 1
+        left = self._by_address.pop(address) - 1
+        if left:
+            self._by_address[address] = left
+
+
+async def within(seconds: float, sending: Awaitable[None]) -> None:
+    """Await a send; Stalled when the client has not taken it within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            await sending
+    except TimeoutError:
+        raise Stalled from None
+
+
+async def refuse(send: Send, problem: Problem) -> None:
+    """Answer with the problem instead of a stream."""
+    body = _encoder.encode(problem.body())
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": problem.status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in problem.headers.items()),
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def abort_of(scope: Scope) -> Callable[[], None] | None:
+    """What drops the request's connection at once, where the server offers it.
+
+    The edge keeps the server's own `send` in the scope: under uvicorn it is a method
+    of the request cycle, whose transport can abort (a close waits until a client
+    that does not read has taken the buffered bytes). Looked up only here, not per
+    request: a wrapper around every request cost the fastest reads ~7 %.
+    """
+    send = cast(dict[str, Any], scope).get(SERVER_SEND)
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    abort: Callable[[], None] | None = getattr(transport, "abort", None)
+    return abort
