@@ -14,7 +14,7 @@ from service.config import Settings
 from service.http.openapi.document import document
 from service.incidents.catalogue import CATALOGUE, EventType
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_FILE = ROOT / "openapi.json"
 SCHEMAS_DIR = ROOT / "schemas"
 # Building the app needs a DSN; nothing connects to it.

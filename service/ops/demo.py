@@ -5,7 +5,7 @@ from pathlib import Path
 from service.log.database import connect
 from service.ops.imports import import_file
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "examples" / "april-2022.ndjson"
+DEMO_FILE = Path(__file__).resolve().parents[2] / "examples" / "april-2022.ndjson"
 
 
 async def load_demo(dsn: str, path: Path = DEMO_FILE) -> int:
