@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from service.incidents.catalogue import NewEvent
+from service.log.envelope import NewEvent
 
 
 def event(n: int = 0, data: dict[str, Any] | None = None, **fields: Any) -> NewEvent:

@@ -12,13 +12,10 @@ import pytest
 from service.http.problems import InvalidInput
 from service.incidents.catalogue import (
     Expulsion,
-    Metadata,
-    RecordedEvent,
     Report,
     SanctionsRound,
     Source,
     TerritorialControl,
-    encode_data,
 )
 from service.incidents.domain import (
     Correction,
@@ -38,6 +35,7 @@ from service.incidents.domain import (
     reported,
     stream_name,
 )
+from service.log.envelope import Metadata, RecordedEvent, encode_data
 from tests.factories import expulsion, sanctions_round, territorial_control
 
 AT = datetime(2022, 4, 19, 9, 30, tzinfo=UTC)

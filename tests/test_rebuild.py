@@ -79,8 +79,9 @@ def test_the_command_reports_the_position_it_rebuilt_to(dsn: str) -> None:
 async def test_events_appended_during_a_rebuild_are_projected_before_the_swap(
     dsn: str, pool: asyncpg.Pool[Any], monkeypatch: Any
 ) -> None:
-    from service.incidents.catalogue import Metadata, Report
+    from service.incidents.catalogue import Report
     from service.incidents.domain import decide_report, report_event, stream_name
+    from service.log.envelope import Metadata
     from service.log.store import append
     from service.projections import rebuild as rebuilding
 

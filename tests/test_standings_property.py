@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.http.problems import InvalidInput
-from service.incidents.catalogue import Metadata, Report, new_event
+from service.incidents.catalogue import Report, new_event
 from service.incidents.domain import (
     Correction,
     IncidentAlreadyRetracted,
@@ -32,6 +32,7 @@ from service.incidents.domain import (
     stream_name,
 )
 from service.log.database import connect
+from service.log.envelope import Metadata
 from service.log.store import append, head_position, read_all, read_stream
 from service.projections.projector import project_batch
 from service.projections.rebuild import rebuild

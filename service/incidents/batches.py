@@ -11,9 +11,10 @@ from uuid import UUID
 import msgspec
 
 from service.http.problems import FieldError, InvalidInput, field_error
-from service.incidents.catalogue import Incident, Metadata, Report
+from service.incidents.catalogue import Incident, Report
 from service.incidents.domain import decide_report, report_event, stream_name
 from service.incidents.nul import nul_error
+from service.log.envelope import Metadata
 from service.log.store import AppendRequest
 
 MAX_LINES: Final = 10_000

@@ -7,6 +7,8 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta, Struct
 
+from service.log.envelope import Metadata, NewEvent, encode_data
+
 # PostgreSQL cannot store NUL in jsonb text: refuse it at the door (422), not at commit.
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
@@ -193,54 +195,12 @@ def reported_type(incident: Incident) -> str:
     return f"{incident.__struct_config__.tag}.reported"
 
 
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event about to be appended; `data` and `metadata` are encoded JSON objects."""
-
-    id: UUID
-    type: str
-    schema_version: int
-    data: msgspec.Raw
-    occurred_on: date | None = None
-    countries: tuple[str, ...] = ()
-    metadata: msgspec.Raw = msgspec.Raw(b"{}")
-
-
-class RecordedEvent(msgspec.Struct, frozen=True):
-    """An event as the log holds it; `data` and `metadata` stay encoded JSON."""
-
-    position: int
-    id: UUID
-    stream: str
-    version: int
-    type: str
-    schema_version: int
-    occurred_on: date | None
-    recorded_at: datetime
-    data: msgspec.Raw
-    metadata: msgspec.Raw
-
-
-class Metadata(Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Who appended an event and in answer to what."""
-
-    actor: str
-    correlation_id: str
-    causation_id: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-
-
 # Reusing one encoder and one decoder per type is msgspec's fast path.
 encoder: Final = msgspec.json.Encoder()
 incident_decoder: Final = msgspec.json.Decoder(Incident)
 corrected_decoder: Final = msgspec.json.Decoder(IncidentCorrected)
 retracted_decoder: Final = msgspec.json.Decoder(IncidentRetracted)
 source_added_decoder: Final = msgspec.json.Decoder(SourceAdded)
-
-
-def encode_data(data: Struct) -> msgspec.Raw:
-    """Event data as the log stores it."""
-    return msgspec.Raw(encoder.encode(data))
 
 
 def new_event(

@@ -16,9 +16,6 @@ from service.incidents.catalogue import (
     Incident,
     IncidentCorrected,
     IncidentRetracted,
-    Metadata,
-    NewEvent,
-    RecordedEvent,
     Report,
     SanctionsRound,
     Source,
@@ -32,6 +29,7 @@ from service.incidents.catalogue import (
     retracted_decoder,
     source_added_decoder,
 )
+from service.log.envelope import Metadata, NewEvent, RecordedEvent
 
 Status = Literal["active", "retracted"]
 CONTESTED: Final = "contested"

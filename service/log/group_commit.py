@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from service.incidents.catalogue import NewEvent
+from service.log.envelope import NewEvent
 from service.log.store import Appended, AppendRefused, AppendRequest, append_many
 
 log = logging.getLogger("legation.group_commit")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from service.incidents.catalogue import NewEvent, RecordedEvent
+from service.log.envelope import NewEvent, RecordedEvent
 
 NOTIFY_CHANNEL = "legation_events"
 

@@ -15,8 +15,8 @@ from service.incidents.batches import (
     parse_line,
 )
 from service.incidents.batches import report_line as to_report_line
-from service.incidents.catalogue import Metadata
 from service.log.database import connect
+from service.log.envelope import Metadata
 from service.log.store import AppendRefused, append_many
 
 BATCH_SIZE = 500

@@ -30,8 +30,8 @@ from service.projections import versions
 from service.projections.versions import Transition
 
 if TYPE_CHECKING:
-    from service.incidents.catalogue import RecordedEvent
     from service.log.doorbell import Doorbell
+    from service.log.envelope import RecordedEvent
     from service.log.store import Connection
 
 log = logging.getLogger("legation.projector")

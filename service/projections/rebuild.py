@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from service.incidents.catalogue import RecordedEvent
 from service.incidents.domain import IncidentState, evolve
 from service.log.database import connect
 from service.log.doorbell import REBUILT_CHANNEL
+from service.log.envelope import RecordedEvent
 from service.log.store import head_position, read_all
 from service.projections import copy_binary, versions
 from service.projections import incident_list as incidents

@@ -19,11 +19,11 @@ from service.incidents.catalogue import (
     INCIDENT_TYPES,
     Expulsion,
     Incident,
-    RecordedEvent,
     SanctionsRound,
     TerritorialControl,
 )
 from service.incidents.domain import IncidentState, actors, stream_name
+from service.log.envelope import RecordedEvent
 from service.projections import copy_binary
 from service.projections.copy_binary import NULL, REPEATED
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from service.incidents.catalogue import RecordedEvent
 from service.log.doorbell import Doorbell, cancel
+from service.log.envelope import RecordedEvent
 from service.log.store import LogFilter, head_position
 
 if TYPE_CHECKING:

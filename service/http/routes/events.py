@@ -12,7 +12,8 @@ from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
 from service.http.runtime import Runtime
 from service.incidents.actors import actor_code
-from service.incidents.catalogue import EVENT_TYPES, RecordedEvent
+from service.incidents.catalogue import EVENT_TYPES
+from service.log.envelope import RecordedEvent
 from service.log.store import LogFilter, head_position, read_all
 
 

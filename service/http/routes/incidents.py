@@ -20,13 +20,7 @@ from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor
 from service.http.problems import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from service.http.runtime import Runtime
 from service.incidents.actors import actor_code
-from service.incidents.catalogue import (
-    Metadata,
-    RecordedEvent,
-    Report,
-    Source,
-    new_event,
-)
+from service.incidents.catalogue import Report, Source, new_event
 from service.incidents.domain import (
     Correction,
     IncidentState,
@@ -47,6 +41,7 @@ from service.incidents.domain import (
     stream_name,
 )
 from service.incidents.views import IncidentView, incident_view
+from service.log.envelope import Metadata, RecordedEvent
 from service.log.store import EventIdReused, WrongExpectedVersion, read_stream
 from service.projections.incident_list import Cursor, IncidentFilter
 from service.projections.incident_list import list_incidents as read_incidents
