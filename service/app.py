@@ -6,13 +6,15 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 
 from service.config import Settings
-from service.http.auth import authorize_request
+from service.http.auth import Authorizer, KeyCache
 from service.http.edge import Edge
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
+from service.http.resources import DEPENDENCIES
 from service.http.routes import events, health, incidents, standings, stream, subscriptions
 from service.http.routes.batch import batch_route
 from service.http.routes.options import allow_handlers
@@ -26,6 +28,7 @@ from service.projections.projector import Projector
 from service.projections.rebuild_watch import RebuildWatch
 from service.subscribers.fanout import Fanout
 from service.subscribers.sealing import seal_clear_secrets
+from service.subscribers.stream_limits import StreamSlots
 from service.subscribers.webhooks import Deliverer
 
 
@@ -37,12 +40,17 @@ def create_app(settings: Settings) -> Litestar:
     metrics = Metrics()
     # One byte-bounded store of answers for the edge and the standings handlers alike.
     answers = AnswerCache(settings.cache_bytes)
+    keys = KeyCache(settings.key_secret)
+    streams = StreamSlots(settings.max_streams, settings.max_streams_per_address)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
+        keys.use(pool)
         appends, doorbell = GroupCommit(pool, on_appended=metrics.count_appended), Doorbell(dsn)
-        projector = Projector(pool, dsn, doorbell, projects=settings.projector == "inline")
+        projector = Projector(
+            pool, dsn, doorbell, projects=settings.projector == "inline", on_moved=answers.advance
+        )
         fanout = Fanout(pool, doorbell)
         await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):
@@ -53,6 +61,15 @@ def create_app(settings: Settings) -> Litestar:
         deliverer.start()
         rebuilds = RebuildWatch(pool, doorbell, answers)
         rebuilds.start()
+        app.state.update(
+            pool=pool,
+            appends=appends,
+            doorbell=doorbell,
+            projector=projector,
+            fanout=fanout,
+            deliverer=deliverer,
+            migration_heads=head_revisions(),
+        )
         app.state.runtime = Runtime(
             settings,
             pool,
@@ -93,10 +110,16 @@ def create_app(settings: Settings) -> Litestar:
         # The OPTIONS answers come first so that Litestar does not make its own.
         route_handlers=[*allow_handlers(handlers), *handlers],
         lifespan=[lifespan],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        state=State(
+            {"settings": settings, "metrics": metrics, "answers": answers, "streams": streams}
+        ),
+        dependencies={
+            **DEPENDENCIES,
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Edge(settings, metrics, answers)],
-        before_request=authorize_request,
+        before_request=Authorizer(settings, keys).before_request,
         openapi_config=openapi_config(),
         # Litestar's own logging config would replace the JSON one (service/ops/logs.py).
         logging_config=None,

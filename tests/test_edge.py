@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,9 +33,7 @@ class Handler:
 Answer = tuple[int, bytes, dict[bytes, bytes]]
 
 
-async def get(
-    edge: Any, handler: Handler, projector: Any, query: bytes = b"", **headers: bytes
-) -> Answer:
+async def get(edge: Any, handler: Handler, query: bytes = b"", **headers: bytes) -> Answer:
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -49,22 +46,23 @@ async def get(
         "query_string": query,
         "headers": [(name.replace("_", "-").encode(), value) for name, value in headers.items()],
         "route_handler": handler,
-        "app": SimpleNamespace(state=SimpleNamespace(runtime=SimpleNamespace(projector=projector))),
     }
     await edge(scope, None, send)
     return sent[0]["status"], sent[1]["body"], dict(sent[0]["headers"])
 
 
 async def test_a_live_answer_is_replayed_while_the_position_stays() -> None:
-    handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(), Metrics(), AnswerCache(1 << 20))(handler)
-    first = await get(edge, handler, projector)
-    second = await get(edge, handler, projector)
+    handler, answers = Handler(7), AnswerCache(1 << 20)
+    answers.advance(7)  # as the projector does when the read models move
+    edge = Edge(Settings(), Metrics(), answers)(handler)
+    first = await get(edge, handler)
+    second = await get(edge, handler)
     assert handler.calls == 1
     assert first[1] == second[1] == b'{"n":1}'
     assert first[2][b"x-request-id"] != second[2][b"x-request-id"]
-    projector.position = handler.position = 8
-    assert (await get(edge, handler, projector))[1] == b'{"n":2}'
+    handler.position = 8
+    answers.advance(8)
+    assert (await get(edge, handler))[1] == b'{"n":2}'
     assert handler.calls == 2
 
 
@@ -75,18 +73,20 @@ async def test_a_live_answer_is_replayed_while_the_position_stays() -> None:
 async def test_what_depends_on_more_than_url_and_position_is_never_replayed(
     query: bytes, headers: dict[str, bytes]
 ) -> None:
-    handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(), Metrics(), AnswerCache(1 << 20))(handler)
-    await get(edge, handler, projector, query, **headers)
-    await get(edge, handler, projector, query, **headers)
+    handler, answers = Handler(7), AnswerCache(1 << 20)
+    answers.advance(7)
+    edge = Edge(Settings(), Metrics(), answers)(handler)
+    await get(edge, handler, query, **headers)
+    await get(edge, handler, query, **headers)
     assert handler.calls == 2
 
 
 async def test_nothing_is_replayed_when_reads_need_a_key() -> None:
-    handler, projector = Handler(7), SimpleNamespace(position=7)
-    edge = Edge(Settings(public_reads=False), Metrics(), AnswerCache(1 << 20))(handler)
-    await get(edge, handler, projector)
-    await get(edge, handler, projector)
+    handler, answers = Handler(7), AnswerCache(1 << 20)
+    answers.advance(7)
+    edge = Edge(Settings(public_reads=False), Metrics(), answers)(handler)
+    await get(edge, handler)
+    await get(edge, handler)
     assert handler.calls == 2
 
 

@@ -48,7 +48,7 @@ async def stale_then_rebuilt(dsn: str, admin_key: str) -> int:
             await conn.close()
         assert await expelled(client) == 99  # read from the damaged row, and kept
         assert await expelled(client) == 99
-        cache = client.app.state.runtime.cache
+        cache = client.app.state.answers
         generation = cache.generation
         assert await rebuild(dsn) == int(position)
         for _ in range(int(WAIT / 0.05)):  # the announcement comes on another connection

@@ -166,12 +166,11 @@ async def test_the_stream_goes_on_after_its_listen_connection_is_killed(
 async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
     dsn: str, pool: asyncpg.Pool[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from types import SimpleNamespace
 
-    from service.http.routes.stream import event_stream
     from service.log.doorbell import Doorbell
     from service.log.store import LogFilter, append
     from service.subscribers import fanout as fanning
+    from service.subscribers.event_stream import event_stream
     from tests.factories import event, stream
 
     monkeypatch.setattr(fanning, "QUEUE_BATCHES", 1)
@@ -179,8 +178,7 @@ async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
     doorbell.start()
     fan = fanning.Fanout(pool, doorbell)
     await fan.start()
-    runtime: Any = SimpleNamespace(pool=pool, fanout=fan)
-    messages = event_stream(runtime, 0, LogFilter(), heartbeat=0.2)
+    messages = event_stream(pool, fan, 0, LogFilter(), heartbeat=0.2)
     try:
         assert await anext(messages) == b": connected\n\n"
         first = asyncio.ensure_future(anext(messages))  # subscribes, then waits
@@ -268,7 +266,7 @@ async def test_sigterm_closes_open_streams_after_the_grace_period(dsn: str, admi
 async def test_with_no_subscriber_the_fanout_head_follows_the_log_not_notifications(
     client: Any, pool: asyncpg.Pool[Any]
 ) -> None:
-    runtime = client.app.state.runtime
+    runtime = client.app.state  # what the lifespan started
     # The app runs on the test client's own loop and thread: poll, never await its events.
     await until(runtime.doorbell.connected.is_set)
     posted = await client.post("/v1/incidents", json=expulsion())

@@ -119,7 +119,7 @@ async def test_deliveries_to_special_addresses_are_refused_when_resolved(
             " 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 0)",
             url(address, 9),
         )
-    client.app.state.runtime.deliverer.subscriptions_changed()
+    client.app.state.deliverer.subscriptions_changed()
     assert (await client.post("/v1/incidents", json=expulsion())).status_code == 201
     query = (
         "SELECT s.url, d.status_code, d.error FROM deliveries d"

@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+import asyncpg
 from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 
+from service.config import Settings
 from service.http.keys import Key, lookup
 from service.http.problems import Problem
 
@@ -34,18 +36,25 @@ class Forbidden(Problem):
 class KeyCache:
     """Keys by value for a second, so a burst of requests asks the database once."""
 
-    def __init__(self) -> None:
+    def __init__(self, key_secret: str) -> None:
+        self._secret = key_secret
+        self._pool: asyncpg.Pool[Any] | None = None
         self._entries: dict[str, tuple[float, Key | None]] = {}
 
-    async def find(self, connection: ASGIConnection[Any, Any, Any, Any], key: str) -> Key | None:
+    def use(self, pool: asyncpg.Pool[Any]) -> None:
+        """Look keys up in this pool (made when the app starts)."""
+        self._pool = pool
+
+    async def find(self, key: str) -> Key | None:
         """The key with this value (None for unknown or revoked), at most a second old."""
         now = time.monotonic()
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < REMEMBER_SECONDS:
             return cached[1]
-        runtime = connection.app.state.runtime
-        async with runtime.pool.acquire() as conn:
-            found = await lookup(conn, key, runtime.settings.key_secret)
+        if self._pool is None:
+            raise RuntimeError("the app has not started: no pool to look keys up in")
+        async with self._pool.acquire() as conn:
+            found = await lookup(conn, key, self._secret)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (now, found)
@@ -66,44 +75,49 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def authorize_request(request: Request[Any, Any, Any]) -> None:
-    """The app's before-request hook: `authorize` for the request's route.
+class Authorizer:
+    """Who may call each route, given the settings and the keys it was built with."""
 
-    Not a Litestar guard: a guard is handed a copy of the route handler on every
-    call (~13 us a request, measured), which the fastest routes feel.
-    """
-    await authorize(request, request.scope["route_handler"])
+    def __init__(self, settings: Settings, keys: KeyCache) -> None:
+        self.public_reads = settings.public_reads
+        self.keys = keys
 
+    async def before_request(self, request: Request[Any, Any, Any]) -> None:
+        """The app's before-request hook: `authorize` for the request's route.
 
-async def authorize(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """401 without a valid key, 403 without the route's scope."""
-    needed = handler.opt.get("scope")
-    if needed is None and (
-        connection.url.path.startswith("/schema")
-        or getattr(handler, "http_methods", None) == {"OPTIONS"}
-    ):
-        return  # the docs, the OpenAPI document and Litestar's OPTIONS answers are public
-    if needed not in ROUTE_SCOPES:
-        raise RuntimeError(f"{handler} has no auth decision (opt['scope'])")
-    runtime = connection.app.state.runtime
-    if needed == "public" or (needed == "read" and runtime.settings.public_reads):
-        return
-    value = _bearer(connection)
-    key = await runtime.keys.find(connection, value) if value else None
-    if key is None:
-        raise Unauthorized(
-            "send Authorization: Bearer <key>; make one with `legation keys create`",
-            headers={"WWW-Authenticate": 'Bearer realm="legation"'},
-        )
-    if not key.allows(needed):
-        raise Forbidden(
-            f"the key {key.name!r} lacks the {needed!r} scope",
-            headers={
-                "WWW-Authenticate": f'Bearer realm="legation", error="insufficient_scope", '
-                f'scope="{needed}"'
-            },
-        )
-    connection.scope["legation_actor"] = key.name  # type: ignore[typeddict-unknown-key]
-    connection.scope["legation_key"] = key  # type: ignore[typeddict-unknown-key]
+        Not a Litestar guard: a guard is handed a copy of the route handler on every
+        call (~13 us a request, measured), which the fastest routes feel.
+        """
+        await self.authorize(request, request.scope["route_handler"])
+
+    async def authorize(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        """401 without a valid key, 403 without the route's scope."""
+        needed = handler.opt.get("scope")
+        if needed is None and (
+            connection.url.path.startswith("/schema")
+            or getattr(handler, "http_methods", None) == {"OPTIONS"}
+        ):
+            return  # the docs, the OpenAPI document and Litestar's OPTIONS answers are public
+        if needed not in ROUTE_SCOPES:
+            raise RuntimeError(f"{handler} has no auth decision (opt['scope'])")
+        if needed == "public" or (needed == "read" and self.public_reads):
+            return
+        value = _bearer(connection)
+        key = await self.keys.find(value) if value else None
+        if key is None:
+            raise Unauthorized(
+                "send Authorization: Bearer <key>; make one with `legation keys create`",
+                headers={"WWW-Authenticate": 'Bearer realm="legation"'},
+            )
+        if not key.allows(needed):
+            raise Forbidden(
+                f"the key {key.name!r} lacks the {needed!r} scope",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="legation", error="insufficient_scope", '
+                    f'scope="{needed}"'
+                },
+            )
+        connection.scope["legation_actor"] = key.name  # type: ignore[typeddict-unknown-key]
+        connection.scope["legation_key"] = key  # type: ignore[typeddict-unknown-key]

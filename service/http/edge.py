@@ -43,9 +43,7 @@ class Edge:
             else None
         )
         self.remembering = settings.public_reads
-        self.answers = (
-            answers  # shared with the standings handlers (service/projections/answer_cache.py)
-        )
+        self.answers = answers  # shared with the standings handlers
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         async def edge(scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,7 +72,7 @@ class Edge:
             await _too_many(send, wait, rid)
             return
         key = self._key(scope)
-        remembered = self._recall(scope, key) if key else None
+        remembered = self._recall(key) if key else None
         if remembered is not None:
             status[0] = 200
             await _replay(send, remembered, rid)
@@ -112,11 +110,10 @@ class Edge:
                 return None  # a 304 depends on the request, not only on the URL
         return "edge", scope["path"], scope["query_string"]
 
-    def _recall(self, scope: Scope, key: tuple[str, str, bytes]) -> Remembered | None:
-        position = scope["app"].state.runtime.projector.position
-        self.answers.advance(position)
+    def _recall(self, key: tuple[str, str, bytes]) -> Remembered | None:
+        # The projector advances the cache as it moves: what is kept is live.
         remembered = self.answers.get(key)
-        if not isinstance(remembered, Remembered) or remembered.position != position:
+        if not isinstance(remembered, Remembered) or remembered.position != self.answers.head:
             return None
         return remembered
 

@@ -8,14 +8,12 @@ import asyncpg
 from litestar.datastructures import State
 
 from service.config import Settings
-from service.http.auth import KeyCache
 from service.log.doorbell import Doorbell
 from service.log.group_commit import GroupCommit
 from service.ops.metrics import Metrics
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector
 from service.subscribers.fanout import Fanout
-from service.subscribers.stream_limits import StreamSlots
 from service.subscribers.webhooks import Deliverer
 
 
@@ -32,13 +30,11 @@ class Runtime:
         "deliverer",
         "doorbell",
         "fanout",
-        "keys",
         "metrics",
         "migration_heads",
         "pool",
         "projector",
         "settings",
-        "streams",
     )
 
     def __init__(
@@ -60,8 +56,6 @@ class Runtime:
         self.cache = cache  # the same one the edge keeps answers in
         self.metrics = metrics
         self.deliverer = deliverer
-        self.keys = KeyCache()
-        self.streams = StreamSlots(settings.max_streams, settings.max_streams_per_address)
 
 
 def provide_runtime(state: State) -> Runtime:

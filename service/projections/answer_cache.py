@@ -110,6 +110,11 @@ class AnswerCache:
         while self.size > self.capacity:
             self._drop(next(iter(self._entries)))
 
+    @property
+    def head(self) -> int:
+        """The newest position the read models are known to have reached."""
+        return self._head
+
     def advance(self, position: int) -> None:
         """The read models reached `position`: live answers from before it are stale."""
         if position <= self._head:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
@@ -104,9 +104,16 @@ class Projector:
     """Keeps the read models following the log while the app runs."""
 
     def __init__(
-        self, pool: asyncpg.Pool[Any], dsn: str, doorbell: Doorbell, *, projects: bool = True
+        self,
+        pool: asyncpg.Pool[Any],
+        dsn: str,
+        doorbell: Doorbell,
+        *,
+        projects: bool = True,
+        on_moved: Callable[[int], None] = lambda position: None,
     ) -> None:
         self._pool, self._dsn, self._doorbell = pool, dsn, doorbell
+        self._on_moved = on_moved  # the answer cache drops what the move made stale
         doorbell.on_projected(self.heard)
         self.projects = projects  # False: never take the lock, only follow the checkpoint
         self.position = 0
@@ -175,6 +182,7 @@ class Projector:
 
     def _moved(self, position: int) -> None:
         self.position = position
+        self._on_moved(position)
         self._advanced.fire()
 
     async def _run(self) -> None:

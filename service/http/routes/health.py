@@ -1,5 +1,7 @@
 """Liveness and readiness."""
 
+from __future__ import annotations
+
 import asyncio
 
 import asyncpg
@@ -8,11 +10,13 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from service.http.runtime import Runtime
+from service.http.resources import Pool
 from service.log.database import applied_revisions
 from service.log.store import head_position
-from service.ops.metrics import render
+from service.ops.metrics import Metrics, render
 from service.projections.projector import checkpoint
+from service.subscribers.fanout import Fanout
+from service.subscribers.webhooks import Deliverer
 
 READY_TIMEOUT = 2.0
 
@@ -47,11 +51,13 @@ async def health() -> Health:
     opt={"scope": "public"},
     responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
 )
-async def ready(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
+async def ready(
+    pool: NamedDependency[Pool], migration_heads: NamedDependency[frozenset[str]]
+) -> Response[Readiness]:
     """200 when the database answers and its migrations are at head, else 503."""
     try:
-        async with asyncio.timeout(READY_TIMEOUT), runtime.pool.acquire() as conn:
-            if await applied_revisions(conn) != runtime.migration_heads:
+        async with asyncio.timeout(READY_TIMEOUT), pool.acquire() as conn:
+            if await applied_revisions(conn) != migration_heads:
                 return _unready(Readiness("unavailable", database="ok", migrations="behind"))
             head, projected = await head_position(conn), await checkpoint(conn)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -70,14 +76,19 @@ def _unready(body: Readiness) -> Response[Readiness]:
     media_type="text/plain",
     opt={"scope": "read"},
 )
-async def metrics(runtime: NamedDependency[Runtime]) -> Response[str]:
+async def metrics(
+    pool: NamedDependency[Pool],
+    metrics: NamedDependency[Metrics],
+    deliverer: NamedDependency[Deliverer],
+    fanout: NamedDependency[Fanout],
+) -> Response[str]:
     """Requests, latencies, appends, projector lag, webhook deliveries and SSE clients."""
-    async with runtime.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         head, projected = await head_position(conn), await checkpoint(conn)
     gauges = {
         "legation_events_appended_total": (
             "counter events this process appended",
-            runtime.metrics.appended,
+            metrics.appended,
         ),
         "legation_log_head_position": ("gauge the highest position in the log", head),
         "legation_projector_lag_positions": (
@@ -86,17 +97,15 @@ async def metrics(runtime: NamedDependency[Runtime]) -> Response[str]:
         ),
         "legation_webhook_deliveries_total": (
             "counter webhook deliveries acknowledged by their receivers",
-            runtime.deliverer.delivered,
+            deliverer.delivered,
         ),
         "legation_webhook_failures_total": (
             "counter webhook attempts that failed",
-            runtime.deliverer.failed,
+            deliverer.failed,
         ),
-        "legation_sse_clients": ("gauge connected event stream clients", runtime.fanout.clients),
+        "legation_sse_clients": ("gauge connected event stream clients", fanout.clients),
     }
-    return Response(
-        render(runtime.metrics, gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return Response(render(metrics, gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 ROUTES = [health, ready, metrics]
