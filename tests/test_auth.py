@@ -14,8 +14,8 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.http.auth import ROUTE_SCOPES
 from service.http.keys import revoke_key
+from service.http.route_meta import SCOPES, meta_of
 from tests.conftest import make_key
 from tests.servers import serving
 
@@ -25,15 +25,17 @@ INCIDENT, SUBSCRIPTION = uuid.uuid4(), uuid.uuid4()
 
 def routes(app: Litestar) -> list[tuple[str, str, str]]:
     """(method, concrete path, scope) for every route of ours."""
-    found = []
+    found: list[tuple[str, str, str]] = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
             if route.path.startswith("/schema"):
                 continue  # the docs and the OpenAPI document are public
             if handler.http_methods == {"OPTIONS"}:
                 continue  # Litestar's own OPTIONS answers
-            scope = handler.opt.get("scope")
-            assert scope in ROUTE_SCOPES, f"{route.path} has no auth decision"
+            meta = meta_of(handler)
+            assert meta is not None, f"{route.path} has no auth decision"
+            assert meta.scope in SCOPES
+            scope = meta.scope
             path = (
                 route.path_format.replace("{incident_id}", str(INCIDENT))
                 .replace("{subscription_id}", str(SUBSCRIPTION))

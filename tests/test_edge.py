@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 from service.app import create_app
 from service.config import Settings
 from service.http.edge import Edge
+from service.http.route_meta import route_meta
 from service.ops.metrics import Metrics
 from service.projections.answer_cache import AnswerCache
 from tests.conftest import authorised
@@ -21,7 +22,7 @@ class Handler:
 
     def __init__(self, position: int) -> None:
         self.calls, self.position = 0, position
-        self.opt = {"remember": True}
+        self.opt = route_meta(scope="read", remember=True)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.calls += 1

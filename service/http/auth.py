@@ -1,4 +1,4 @@
-"""Who may do what: every route names the scope it needs in opt["scope"].
+"""Who may do what: every route names the scope it needs in its route_meta.
 
 `public` routes need nothing; `read` ones are public unless LEGATION_PUBLIC_READS=false;
 `write`, `subscribe` and `admin` need a key with that scope (admin may do everything).
@@ -16,8 +16,8 @@ from litestar.handlers.base import BaseRouteHandler
 from service.config import Settings
 from service.http.keys import Key, lookup
 from service.http.problems import Problem
+from service.http.route_meta import meta_of
 
-ROUTE_SCOPES: Final = ("public", "read", "write", "subscribe", "admin")
 REMEMBER_SECONDS: Final = 1.0
 
 
@@ -94,14 +94,15 @@ class Authorizer:
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
         """401 without a valid key, 403 without the route's scope."""
-        needed = handler.opt.get("scope")
+        meta = meta_of(handler)
+        needed = meta.scope if meta else None
         if needed is None and (
             connection.url.path.startswith("/schema")
             or getattr(handler, "http_methods", None) == {"OPTIONS"}
         ):
             return  # the docs, the OpenAPI document and Litestar's OPTIONS answers are public
-        if needed not in ROUTE_SCOPES:
-            raise RuntimeError(f"{handler} has no auth decision (opt['scope'])")
+        if needed is None:
+            raise RuntimeError(f"{handler} has no auth decision (route_meta(scope=...))")
         if needed == "public" or (needed == "read" and self.public_reads):
             return
         value = _bearer(connection)

@@ -2,7 +2,7 @@
 answers remembered at the current log position.
 
 One ASGI layer instead of three: each layer wraps `send` once more, which the
-fastest reads feel. A route that opts in with opt["remember"] has its live 200
+fastest reads feel. A route that opts in with route_meta(remember=True) has its live 200
 answers kept by URL with the position they were computed at (their
 Legation-Position header); the same URL is answered from memory while the read
 models stay at that position, without parsing parameters or calling the handler.
@@ -23,6 +23,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 from service.config import Settings
 from service.http import rate_limits, request_ids
+from service.http.route_meta import meta_of
 from service.ops.metrics import Metrics
 from service.projections.answer_cache import AnswerCache, Remembered
 from service.subscribers.stream_limits import SERVER_SEND
@@ -101,7 +102,10 @@ class Edge:
 
     def _key(self, scope: Scope) -> tuple[str, str, bytes] | None:
         handler = scope.get("route_handler")
-        if not self.remembering or handler is None or not handler.opt.get("remember"):
+        if not self.remembering or handler is None:
+            return None
+        meta = meta_of(handler)
+        if meta is None or not meta.remember:
             return None
         if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
             return None

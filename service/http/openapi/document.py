@@ -1,14 +1,14 @@
 """The OpenAPI document: Litestar's, with bodies and problems described by msgspec.
 
 Routes decode their bodies strictly with msgspec (Litestar's own conversion is
-lax), so each declares its body type in `opt["body"]` and this module writes the
+lax), so each declares its body type in its route_meta and this module writes the
 request body schema, discriminator included, from msgspec's JSON Schema. Each
-route lists the problem statuses it answers in `opt["problems"]`; they are
+route lists there the problem statuses it answers; they are
 documented as application/problem+json instead of Litestar's default 400 shape.
 """
 
 from http import HTTPStatus
-from typing import Any, get_args, get_origin
+from typing import Any, NamedTuple, get_args, get_origin
 
 import msgspec
 from litestar import Litestar, Response
@@ -28,6 +28,7 @@ from service.http import rate_limits
 from service.http.openapi import links as openapi_links
 from service.http.openapi import parameters as openapi_parameters
 from service.http.problems import PROBLEM_JSON, ProblemDetails
+from service.http.route_meta import RouteMeta, meta_of
 from service.incidents.catalogue import Report, Source
 from service.incidents.domain import Correction, Retraction
 from service.incidents.views import IncidentView
@@ -140,19 +141,24 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def _operations(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
-    """(path, method, opt) of every documented route handler; opt["answer"] is what it returns."""
+class _Operation(NamedTuple):
+    path: str
+    method: str
+    meta: RouteMeta
+    answer: Any  # the Struct it answers with, or None
+
+
+def _operations(app: Litestar) -> list[_Operation]:
+    """Every documented route handler's operations, with what it declared and answers."""
     found = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
             if handler.include_in_schema is False:
                 continue
-            opt = dict(handler.opt)
+            meta = meta_of(handler) or RouteMeta(scope="public")
             answer = _answer_type(handler.parsed_fn_signature.return_type.annotation)
-            if answer is not None:
-                opt["answer"] = answer
             for method in handler.http_methods:
-                found.append((route.path_format, method.lower(), opt))
+                found.append(_Operation(route.path_format, method.lower(), meta, answer))
     return found
 
 
@@ -173,9 +179,9 @@ def _is_struct(kind: Any) -> bool:
 def refine(app: Litestar) -> None:
     """Describe msgspec bodies and problem responses in the app's OpenAPI document."""
     document = app.openapi_schema
-    operations = [(path, method, opt) for path, method, opt in _operations(app)]
-    bodies = [opt["body"] for _, _, opt in operations if "body" in opt]
-    answers = [opt["answer"] for _, _, opt in operations if "answer" in opt]
+    operations = _operations(app)
+    bodies = [op.meta.body for op in operations if op.meta.body is not None]
+    answers = [op.answer for op in operations if op.answer is not None]
     schemas, components = msgspec.json.schema_components(
         [ProblemDetails, *bodies, *answers], ref_template=REF
     )
@@ -185,22 +191,22 @@ def refine(app: Litestar) -> None:
     problem_schema = schemas[0]
     body_schemas = iter(schemas[1 : 1 + len(bodies)])
     answer_schemas = iter(schemas[1 + len(bodies) :])
-    for path, method, opt in operations:
+    for path, method, meta, answer in operations:
         item = document.paths.get(path)
         operation = getattr(item, method, None)
         if operation is None:
             continue
-        if "body" in opt:
+        if meta.body is not None:
             media = OpenAPIMediaType(
-                schema=_named(next(body_schemas), opt["body"], document),
-                examples=dict(EXAMPLES.get(opt["body"], {})) or None,
+                schema=_named(next(body_schemas), meta.body, document),
+                examples=dict(EXAMPLES.get(meta.body, {})) or None,
             )
             operation.request_body = RequestBody(content={"application/json": media}, required=True)
-        if "answer" in opt:
-            _answer(operation, _named(next(answer_schemas), opt["answer"], document))
-        if opt.get("ndjson_body"):
+        if answer is not None:
+            _answer(operation, _named(next(answer_schemas), answer, document))
+        if meta.ndjson_body:
             operation.request_body = _ndjson_body()
-        statuses = {*opt.get("problems", ()), *_cross_cutting(path, operation, opt)}
+        statuses = {*meta.problems, *_cross_cutting(path, operation, meta)}
         operation.responses = _with_problems(operation.responses or {}, statuses, problem_schema)
         _not_modified(operation)
     openapi_parameters.refine(document)
@@ -225,11 +231,10 @@ NDJSON_EXAMPLE = (
 )
 
 
-def _cross_cutting(path: str, operation: Operation, opt: dict[str, Any]) -> set[int]:
+def _cross_cutting(path: str, operation: Operation, meta: RouteMeta) -> set[int]:
     """The statuses every route may answer for reasons of its own kind, not its own logic."""
     statuses = {500}
-    scope = opt.get("scope", "public")
-    if scope != "public":
+    if meta.scope != "public":
         statuses |= {401, 403}  # reads too, under LEGATION_PUBLIC_READS=false
     if path not in rate_limits.EXEMPT:
         statuses.add(429)

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
 from service.http.resources import Pool
+from service.http.route_meta import route_meta
 from service.log.database import applied_revisions
 from service.log.store import head_position
 from service.ops.metrics import Metrics, render
@@ -38,7 +39,7 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     projector_lag: int | None = None
 
 
-@get("/health", tags=["operations"], summary="Liveness", opt={"scope": "public"})
+@get("/health", tags=["operations"], summary="Liveness", opt=route_meta(scope="public"))
 async def health() -> Health:
     """The process is alive and serving."""
     return Health(status="ok")
@@ -48,7 +49,7 @@ async def health() -> Health:
     "/ready",
     tags=["operations"],
     summary="Readiness",
-    opt={"scope": "public"},
+    opt=route_meta(scope="public"),
     responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
 )
 async def ready(
@@ -74,7 +75,7 @@ def _unready(body: Readiness) -> Response[Readiness]:
     tags=["operations"],
     summary="Prometheus metrics",
     media_type="text/plain",
-    opt={"scope": "read"},
+    opt=route_meta(scope="read"),
 )
 async def metrics(
     pool: NamedDependency[Pool],

@@ -13,6 +13,8 @@ from litestar import Response, route
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
 
+from service.http.route_meta import route_meta
+
 
 def allow_handlers(handlers: Iterable[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
     """One OPTIONS handler per path of `handlers`, listing all its methods."""
@@ -31,6 +33,6 @@ def _options(path: str, allow: str) -> HTTPRouteHandler:
         path,
         http_method=[HttpMethod.OPTIONS],
         include_in_schema=False,
-        opt={"scope": "public"},
+        opt=route_meta(scope="public"),
         name=f"options:{path}",
     )(options)

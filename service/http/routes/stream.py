@@ -21,6 +21,7 @@ from litestar.types import Receive, Scope, Send
 from service.config import Settings
 from service.http.rate_limits import client_address
 from service.http.resources import Pool
+from service.http.route_meta import route_meta
 from service.http.routes.events import _split, log_filter
 from service.subscribers.event_stream import follow
 from service.subscribers.fanout import Fanout
@@ -111,7 +112,7 @@ def _last_event_id(value: str | None) -> int | None:
     tags=["log"],
     summary="Follow the log as Server-Sent Events",
     media_type=EVENT_STREAM,
-    opt={"problems": (422, 429, 503), "scope": "read"},
+    opt=route_meta(problems=(422, 429, 503), scope="read"),
 )
 async def stream_events(
     pool: NamedDependency[Pool],

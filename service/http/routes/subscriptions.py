@@ -24,6 +24,7 @@ from service.http.headers import POSITION
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.http.problems import NotFound, Problem
 from service.http.resources import Pool
+from service.http.route_meta import route_meta
 from service.http.routes.events import log_filter
 from service.log.store import LogFilter
 from service.subscribers import subscriptions
@@ -86,7 +87,7 @@ def _found(subscription: Subscription | None, subscription_id: UUID) -> Subscrip
     status_code=201,
     tags=["subscriptions"],
     summary="Subscribe a webhook",
-    opt={"body": NewSubscription, "problems": (*PROBLEMS, 409), "scope": "subscribe"},
+    opt=route_meta(body=NewSubscription, problems=(*PROBLEMS, 409), scope="subscribe"),
 )
 async def create_subscription(
     request: Request[Any, Any, Any],
@@ -132,7 +133,7 @@ async def _create(
     "/v1/subscriptions",
     tags=["subscriptions"],
     summary="List subscriptions",
-    opt={"problems": (401, 403, 422), "scope": "subscribe"},
+    opt=route_meta(problems=(401, 403, 422), scope="subscribe"),
 )
 async def list_subscriptions(
     request: Request[Any, Any, Any],
@@ -153,7 +154,7 @@ async def list_subscriptions(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Read a subscription",
-    opt={"problems": (401, 403, 404), "scope": "subscribe"},
+    opt=route_meta(problems=(401, 403, 404), scope="subscribe"),
 )
 async def read_subscription(
     request: Request[Any, Any, Any],
@@ -169,7 +170,7 @@ async def read_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Pause or resume a subscription",
-    opt={"body": SubscriptionChange, "problems": PROBLEMS, "scope": "subscribe"},
+    opt=route_meta(body=SubscriptionChange, problems=PROBLEMS, scope="subscribe"),
 )
 async def change_subscription(
     request: Request[Any, Any, Any],
@@ -190,7 +191,7 @@ async def change_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Delete a subscription",
-    opt={"problems": (401, 403, 404), "scope": "subscribe"},
+    opt=route_meta(problems=(401, 403, 404), scope="subscribe"),
 )
 async def delete_subscription(
     request: Request[Any, Any, Any],
@@ -206,7 +207,7 @@ async def delete_subscription(
     "/v1/subscriptions/{subscription_id:uuid}/deliveries",
     tags=["subscriptions"],
     summary="A subscription's delivery attempts",
-    opt={"problems": (401, 403, 404, 422), "scope": "subscribe"},
+    opt=route_meta(problems=(401, 403, 404, 422), scope="subscribe"),
 )
 async def list_deliveries(
     request: Request[Any, Any, Any],

@@ -1,0 +1,47 @@
+"""What a route declares beside its path, read by auth, the edge and the OpenAPI document.
+
+One typed value in each handler's `opt`, so a misspelt key is a type error, not a
+route that silently needs no key or is never remembered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+from litestar.handlers.base import BaseRouteHandler
+
+Scope = Literal["public", "read", "write", "subscribe", "admin"]
+SCOPES: Final[tuple[Scope, ...]] = ("public", "read", "write", "subscribe", "admin")
+_KEY: Final = "legation"
+
+
+class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """Who may call a route, what body it takes, and what else it may answer."""
+
+    scope: Scope  # the key scope it needs (auth); `read` is public unless reads need a key
+    problems: tuple[int, ...] = ()  # the problem statuses of its own logic (OpenAPI)
+    body: type[Any] | None = None  # the msgspec Struct it decodes itself (OpenAPI)
+    ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
+    remember: bool = False  # live answers are a function of URL and position (the edge)
+
+
+def route_meta(
+    scope: Scope,
+    problems: tuple[int, ...] = (),
+    body: type[Any] | None = None,
+    ndjson_body: bool = False,
+    remember: bool = False,
+) -> dict[str, RouteMeta]:
+    """The `opt` of a route handler."""
+    return {
+        _KEY: RouteMeta(
+            scope=scope, problems=problems, body=body, ndjson_body=ndjson_body, remember=remember
+        )
+    }
+
+
+def meta_of(handler: BaseRouteHandler) -> RouteMeta | None:
+    """What the handler declared (None for Litestar's own, e.g. the schema pages)."""
+    meta: RouteMeta | None = handler.opt.get(_KEY)
+    return meta
