@@ -188,7 +188,7 @@ async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
                 await append(conn, stream(), 0, [event(n)])
             await asyncio.sleep(0.15)
         # Nobody consumed meanwhile: the one-batch queue overflowed.
-        assert [sub.behind for sub in fan._subscriptions] == [True]
+        assert [sub.behind for sub in fan._followers] == [True]
         received = [await first]
         while len(message_ids(received)) < 5:
             received.append(await asyncio.wait_for(anext(messages), 5))

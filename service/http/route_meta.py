@@ -21,7 +21,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
 
     scope: Scope  # the key scope it needs (auth); `read` is public unless reads need a key
     problems: tuple[int, ...] = ()  # the problem statuses of its own logic (OpenAPI)
-    body: type[Any] | None = None  # the msgspec Struct it decodes itself (OpenAPI)
+    body: Any = None  # the msgspec Struct (or union of them) it decodes itself (OpenAPI)
     ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
     remember: bool = False  # live answers are a function of URL and position (the edge)
 
@@ -29,7 +29,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
 def route_meta(
     scope: Scope,
     problems: tuple[int, ...] = (),
-    body: type[Any] | None = None,
+    body: Any = None,
     ndjson_body: bool = False,
     remember: bool = False,
 ) -> dict[str, RouteMeta]:

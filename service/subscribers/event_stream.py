@@ -1,6 +1,6 @@
 """The body of an event stream: caught up from the database, then live from the fan-out.
 
-Most live messages are sent by the fan-out's own task (see `Subscription.direct`);
+Most live messages are sent by the fan-out's own task (see `Follower.direct`);
 a client that reads slower than the log grows falls back to its own task, and one
 that stops reading is dropped after the stall time (it resumes with Last-Event-ID).
 """
@@ -17,22 +17,22 @@ from litestar.types import HTTPResponseBodyEvent, Send
 
 from service.config import Settings
 from service.log.store import LogFilter
-from service.subscribers.fanout import Batch, Fanout, Subscription, read_live
+from service.subscribers.fanout import Fanout, Follower, LiveBatch, read_live
 from service.subscribers.stream_limits import within
 
 CONNECTED: Final = b": connected\n\n"
 CATCH_UP_PAGE: Final = 100
 
 
-async def _unread(pool: asyncpg.Pool[Any], subscription: Subscription) -> bytes | None:
+async def _unread(pool: asyncpg.Pool[Any], follower: Follower) -> bytes | None:
     """The messages of the next page past the subscriber's position; None past the log's end.
 
     A page at a time, sent before the next is read: a client that does not read holds
     one page's messages, not the log's.
     """
     async with pool.acquire() as conn:
-        page = await read_live(conn, subscription.scanned, CATCH_UP_PAGE)
-    return subscription.messages(Batch(page)) if page else None
+        page = await read_live(conn, follower.scanned, CATCH_UP_PAGE)
+    return follower.messages(LiveBatch(page)) if page else None
 
 
 async def event_stream(
@@ -40,15 +40,15 @@ async def event_stream(
 ) -> AsyncGenerator[bytes, None]:
     """The stream's messages, for a reader that pulls them (no direct sends, no stall limit)."""
     yield CONNECTED
-    with fanout.subscribe(after, filters, heartbeat) as subscription:
+    with fanout.subscribe(after, filters, heartbeat) as follower:
         while True:
             # Restart before reading the database: whatever arrives meanwhile is kept,
             # and anything the database already gave is skipped by position.
-            subscription.restart()
-            while (chunk := await _unread(pool, subscription)) is not None:
+            follower.restart()
+            while (chunk := await _unread(pool, follower)) is not None:
                 if chunk:
                     yield chunk
-            while chunk := await subscription.next():
+            while chunk := await follower.next():
                 yield chunk
 
 
@@ -71,37 +71,37 @@ async def follow(
     stall = settings.stream_stall_seconds
     await within(stall, send(_body(CONNECTED)))
     heartbeat = settings.sse_heartbeat_seconds
-    with fanout.subscribe(after, filters, heartbeat) as subscription:
+    with fanout.subscribe(after, filters, heartbeat) as follower:
         while True:
-            subscription.restart()  # as in event_stream
-            while (chunk := await _unread(pool, subscription)) is not None:
+            follower.restart()  # as in event_stream
+            while (chunk := await _unread(pool, follower)) is not None:
                 if chunk:
                     await within(stall, send(_body(chunk)))
-            await _live(subscription, send, stall)
+            await _live(follower, send, stall)
 
 
-async def _live(subscription: Subscription, send: Send, stall: float) -> None:
+async def _live(follower: Follower, send: Send, stall: float) -> None:
     """Until the subscriber falls behind, the fan-out sends to it directly; this task
     sends what was kept for it, and finishes the sends that had to wait for the client."""
-    direct = _Direct(subscription, send)
-    while not subscription.behind:
-        chunk = subscription.kept()
+    direct = _Direct(follower, send)
+    while not follower.behind:
+        chunk = follower.kept()
         if chunk:
             await within(stall, send(_body(chunk)))
             continue
-        subscription.direct = direct  # nothing is kept, so nothing goes out of order
+        follower.direct = direct  # nothing is kept, so nothing goes out of order
         try:
-            await subscription.wait()
+            await follower.wait()
         finally:
-            subscription.direct = None
+            follower.direct = None
         await within(stall, direct.finish())
 
 
 class _Direct:
     """Sends a subscriber's messages from the fan-out's task while its client keeps up."""
 
-    def __init__(self, subscription: Subscription, send: Send) -> None:
-        self._subscription, self._send = subscription, send
+    def __init__(self, follower: Follower, send: Send) -> None:
+        self._subscription, self._send = follower, send
         self._rest: Awaitable[None] | None = None
 
     def __call__(self, chunk: bytes) -> None:

@@ -75,7 +75,7 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
     return live
 
 
-class Batch:
+class LiveBatch:
     """Events fanned out together, with their SSE messages joined once for every subscriber."""
 
     __slots__ = ("chunk", "events", "first", "last")
@@ -86,8 +86,8 @@ class Batch:
         self.first, self.last = events[0].event.position, events[-1].event.position
 
 
-class Subscription:
-    """A subscriber: where it is in the log, what it wants, and how its messages leave.
+class Follower:
+    """An event-stream client: where it is in the log, what it wants, how its messages leave.
 
     While `direct` is set the fan-out hands it the subscriber's messages itself: at a
     thousand subscribers, waking a task per subscriber per event cost more than the
@@ -99,14 +99,14 @@ class Subscription:
         self._loop = asyncio.get_running_loop()
         self.scanned, self._filters = after, filters
         self._everything = not (filters.types or filters.countries)
-        self._kept: list[Batch] = []
+        self._kept: list[LiveBatch] = []
         self.behind = False
         self.direct: Callable[[bytes], None] | None = None
         self._heartbeat, self._due = heartbeat, self._loop.time() + heartbeat
         self._waiter: asyncio.Future[None] | None = None
         self._timer = self._loop.call_at(self._due, self._on_timer)
 
-    def offer(self, batch: Batch) -> None:
+    def offer(self, batch: LiveBatch) -> None:
         """Hand the batch's messages to `direct`, or keep the batch for the subscriber."""
         if self.behind:
             return
@@ -119,7 +119,7 @@ class Subscription:
             self.behind = True
         self.wake()
 
-    def messages(self, batch: Batch) -> bytes:
+    def messages(self, batch: LiveBatch) -> bytes:
         """The batch's messages past `scanned` that the subscriber wants; moves `scanned`."""
         if batch.last <= self.scanned:
             return b""
@@ -197,7 +197,7 @@ class Fanout:
 
     def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell) -> None:
         self._pool, self._doorbell = pool, doorbell
-        self._subscriptions: set[Subscription] = set()
+        self._followers: set[Follower] = set()
         self._task: asyncio.Task[None] | None = None
         self.head = 0
         self._head_read_at = -HEAD_INTERVAL
@@ -216,18 +216,18 @@ class Fanout:
     @property
     def clients(self) -> int:
         """How many subscribers are connected."""
-        return len(self._subscriptions)
+        return len(self._followers)
 
     @contextlib.contextmanager
-    def subscribe(self, after: int, filters: LogFilter, heartbeat: float) -> Iterator[Subscription]:
-        """A subscription from `after` for the duration of the `with` block."""
-        subscription = Subscription(after, filters, heartbeat)
-        self._subscriptions.add(subscription)
+    def subscribe(self, after: int, filters: LogFilter, heartbeat: float) -> Iterator[Follower]:
+        """A follower from `after` for the duration of the `with` block."""
+        follower = Follower(after, filters, heartbeat)
+        self._followers.add(follower)
         try:
-            yield subscription
+            yield follower
         finally:
-            self._subscriptions.discard(subscription)
-            subscription.close()
+            self._followers.discard(follower)
+            follower.close()
 
     async def _run(self) -> None:
         while True:
@@ -240,15 +240,15 @@ class Fanout:
             await self._doorbell.wait(POLL_INTERVAL)
 
     async def _deliver_new(self) -> None:
-        while self._subscriptions:
+        while self._followers:
             async with self._pool.acquire() as conn:
                 events = await read_live(conn, self.head, PAGE)
             if not events:
                 return
-            batch = Batch(events)
+            batch = LiveBatch(events)
             self.head = batch.last
-            for subscription in list(self._subscriptions):
-                subscription.offer(batch)
+            for follower in list(self._followers):
+                follower.offer(batch)
         if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
             await self._read_head()
 
@@ -260,5 +260,5 @@ class Fanout:
         async with self._pool.acquire() as conn:
             head = await head_position(conn)
         # A subscriber that arrived meanwhile may need what lies past the head read here.
-        if not self._subscriptions:
+        if not self._followers:
             self.head = max(self.head, head)

@@ -14,6 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from service.http.bodies import UnsupportedMediaType
 from service.http.headers import POSITION
 from service.http.problems import Conflict, FieldError, InvalidInput
+from service.http.route_meta import route_meta
 from service.http.routes.incidents import IdempotencyKey, metadata
 from service.http.runtime import Runtime
 from service.incidents.batches import MAX_LINES, ParsedLine, ReportLine, numbered_lines, parse_line
@@ -194,11 +195,9 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
         tags=["incidents"],
         summary="Report many incidents (NDJSON, all or nothing)",
         request_max_body_size=max_body_bytes,
-        opt={
-            "problems": (400, 401, 403, 409, 413, 415, 422),
-            "ndjson_body": True,
-            "scope": "write",
-        },
+        opt=route_meta(
+            problems=(400, 401, 403, 409, 413, 415, 422), ndjson_body=True, scope="write"
+        ),
     )
     async def report_batch(
         request: Request[Any, Any, Any],

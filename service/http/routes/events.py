@@ -10,6 +10,7 @@ from litestar.params import Parameter, QueryParameter
 
 from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
+from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
 from service.incidents.actors import actor_code
 from service.incidents.catalogue import EVENT_TYPES
@@ -51,7 +52,7 @@ def _split(values: list[str] | None) -> list[str]:
     "/v1/events",
     tags=["log"],
     summary="Read the log after a position",
-    opt={"problems": (422,), "scope": "read"},
+    opt=route_meta(problems=(422,), scope="read"),
 )
 async def list_events(
     runtime: NamedDependency[Runtime],

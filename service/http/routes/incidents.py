@@ -18,6 +18,7 @@ from service.http.consistency import MinPosition, await_position
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.http.problems import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
 from service.incidents.actors import actor_code
 from service.incidents.catalogue import Report, Source, new_event
@@ -123,11 +124,7 @@ async def load(
     status_code=201,
     tags=["incidents"],
     summary="Report an incident",
-    opt={
-        "body": Report,
-        "problems": (400, 401, 403, 409, 413, 415, 422),
-        "scope": "write",
-    },
+    opt=route_meta(body=Report, problems=(400, 401, 403, 409, 413, 415, 422), scope="write"),
 )
 async def report_incident(
     request: Request[Any, Any, Any],
@@ -297,7 +294,7 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         tags=["incidents"],
         summary=command.summary,
         description=command.description,
-        opt={"body": command.body, "problems": WRITE_PROBLEMS, "scope": "write"},
+        opt=route_meta(body=command.body, problems=WRITE_PROBLEMS, scope="write"),
     )(handler)
 
 
@@ -336,7 +333,7 @@ LIFECYCLE = (
     "/v1/incidents/{incident_id:uuid}",
     tags=["incidents"],
     summary="Read an incident",
-    opt={"problems": (404,), "scope": "read"},
+    opt=route_meta(problems=(404,), scope="read"),
 )
 async def read_incident(
     runtime: NamedDependency[Runtime],
@@ -361,7 +358,7 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     "/v1/incidents/{incident_id:uuid}/events",
     tags=["incidents"],
     summary="Read an incident's events",
-    opt={"problems": (404,), "scope": "read"},
+    opt=route_meta(problems=(404,), scope="read"),
 )
 async def incident_events(
     runtime: NamedDependency[Runtime], incident_id: FromPath[UUID]
@@ -398,7 +395,7 @@ def _country(value: str | None) -> str | None:
     "/v1/incidents",
     tags=["incidents"],
     summary="List incidents",
-    opt={"problems": (422, 503), "scope": "read"},
+    opt=route_meta(problems=(422, 503), scope="read"),
 )
 async def list_incidents(
     request: Request[Any, Any, Any],

@@ -23,6 +23,7 @@ from service.http.paging import (
     next_link,
 )
 from service.http.problems import FieldError, InvalidInput
+from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
 from service.incidents.actors import actor_code, actor_name, country_code, region_code
 from service.incidents.catalogue import Place
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _place_decoder = msgspec.json.Decoder(Place)
-# "remember": service/http/edge.py answers a repeated live URL from memory at the same position.
-PROBLEMS = {"problems": (422, 503), "scope": "read", "remember": True}
+# remember: service/http/edge.py answers a repeated live URL from memory at the same position.
+PROBLEMS = route_meta(problems=(422, 503), scope="read", remember=True)
 
 AsOf = Annotated[
     date | None,
