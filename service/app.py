@@ -10,6 +10,7 @@ from litestar.di import Provide
 
 from service.config import Settings
 from service.http.auth import authorize_request
+from service.http.domain_problems import DOMAIN_PROBLEMS
 from service.http.edge import Edge
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[*allow_handlers(handlers), *handlers],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
         middleware=[Edge(settings, metrics, answers)],
         before_request=authorize_request,
         openapi_config=openapi_config(),
