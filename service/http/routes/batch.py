@@ -1,7 +1,7 @@
 """POST /v1/incidents:batch: many reports as NDJSON, appended all or nothing."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -16,8 +16,14 @@ from service.http.headers import POSITION
 from service.http.problems import Conflict, FieldError, InvalidInput
 from service.http.routes.incidents import IdempotencyKey, metadata
 from service.http.runtime import Runtime
-from service.incidents.batches import MAX_LINES, ParsedLine, ReportLine, numbered_lines, parse_line
-from service.incidents.batches import report_line as to_report_line
+from service.incidents.batches import (
+    MAX_LINES,
+    ParsedLine,
+    ReportLine,
+    numbered_lines,
+    prepared_line,
+)
+from service.log.envelope import Metadata
 from service.log.store import Appended, AppendRefused, EventIdReused, append_many
 
 NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -68,7 +74,9 @@ Outcome = tuple[ReportLine, Appended | AppendRefused]
 class Parser:
     """Turns a batch's lines into appends, keeping every error and the ids seen so far."""
 
-    def __init__(self, idempotency_key: str | None, meta_of: Any) -> None:
+    def __init__(
+        self, idempotency_key: str | None, meta_of: Callable[[str | None], Metadata]
+    ) -> None:
         self.key, self.meta_of = idempotency_key, meta_of
         self.errors: list[FieldError] = []
         self.seen: dict[UUID, int] = {}
@@ -79,8 +87,7 @@ class Parser:
             raise too_many_lines()
         ready = []
         for number, raw in numbered:
-            parsed = parse_line(number, raw)
-            line = self._line(parsed) if isinstance(parsed, ParsedLine) else parsed
+            line = prepared_line(number, raw, self._meta)
             if isinstance(line, list):
                 self.errors += line
             elif (first := self.seen.setdefault(line.incident_id, number)) != number:
@@ -90,9 +97,9 @@ class Parser:
                 ready.append(line)
         return ready
 
-    def _line(self, parsed: ParsedLine) -> ReportLine | list[FieldError]:
+    def _meta(self, parsed: ParsedLine) -> Metadata:
         line_key = f"{self.key}#{parsed.line}" if self.key else None
-        return to_report_line(parsed, self.meta_of(line_key))
+        return self.meta_of(line_key)
 
 
 def too_many_lines() -> InvalidInput:
