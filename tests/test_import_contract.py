@@ -21,9 +21,7 @@ IO_MODULES = (
 def loaded_by(module: str) -> list[str]:
     """Every module in sys.modules after a fresh interpreter imports `module` alone."""
     script = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
-    ran = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     loaded: list[str] = json.loads(ran.stdout)
     return loaded
 

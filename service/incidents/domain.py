@@ -28,7 +28,10 @@ from service.incidents.catalogue import (
     retracted_decoder,
     source_added_decoder,
 )
-from service.incidents.errors import FieldError, IncidentAlreadyRetracted, Invalid, invalid
+from service.incidents.errors import FieldError, Invalid, invalid
+
+# Refused by decide_correction and decide_retraction, so named beside them too.
+from service.incidents.errors import IncidentAlreadyRetracted as IncidentAlreadyRetracted
 from service.log.envelope import Metadata, NewEvent, RecordedEvent
 
 Status = Literal["active", "retracted"]
