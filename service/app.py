@@ -11,6 +11,7 @@ from litestar.di import Provide
 
 from service.config import Settings
 from service.http.auth import Authorizer, KeyCache
+from service.http.domain_problems import DOMAIN_PROBLEMS
 from service.http.edge import Edge
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> Litestar:
             **DEPENDENCIES,
             "runtime": Provide(provide_runtime, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
         middleware=[Edge(settings, metrics, answers)],
         before_request=Authorizer(settings, keys).before_request,
         openapi_config=openapi_config(),

@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.http.problems import InvalidInput
 from service.incidents.catalogue import (
     Expulsion,
     Report,
@@ -35,6 +34,7 @@ from service.incidents.domain import (
     reported,
     stream_name,
 )
+from service.incidents.errors import Invalid as InvalidInput
 from service.log.envelope import Metadata, RecordedEvent, encode_data
 from tests.factories import expulsion, sanctions_round, territorial_control
 

@@ -17,7 +17,6 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.http.problems import InvalidInput
 from service.incidents.catalogue import Report, new_event
 from service.incidents.domain import (
     Correction,
@@ -31,6 +30,7 @@ from service.incidents.domain import (
     report_event,
     stream_name,
 )
+from service.incidents.errors import Invalid as InvalidInput
 from service.log.database import connect
 from service.log.envelope import Metadata
 from service.log.store import append, head_position, read_all, read_stream

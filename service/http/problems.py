@@ -1,7 +1,6 @@
 """RFC 9457 problem details: the one shape of every error response."""
 
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -11,16 +10,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+# FieldError is the domain's; http modules name it from here, beside the problems.
+from service.incidents.errors import FieldError as FieldError
+from service.incidents.errors import field_error
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("legation.http")
-
-
-class FieldError(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One invalid field: its path in the body or query, what is wrong, and its NDJSON line."""
-
-    field: str
-    message: str
-    line: int | None = None
 
 
 class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -99,23 +94,6 @@ class Unavailable(Problem):
     """The service cannot answer now; Retry-After says when to try again."""
 
     status, slug, title = 503, "unavailable", "Service unavailable"
-
-
-_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_NAMED = re.compile(r"(missing required|contains unknown) field `(?P<name>[^`]+)`")
-
-
-def field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
-    """msgspec's message turned into a field path ('sources[0].outlet') and a message."""
-    match = _PATH.match(str(exc))
-    assert match is not None  # the pattern matches any string
-    message, path = match["message"], (match["path"] or "").lstrip(".")
-    named = _NAMED.search(message)
-    if named:
-        path = f"{path}.{named['name']}" if path else named["name"]
-        message = "is required" if named[1] == "missing required" else "is not a known field"
-    field = ".".join(part for part in (prefix, path) if part) or "body"
-    return FieldError(field=field.replace(".[", "["), message=message)
 
 
 def invalid(exc: msgspec.ValidationError, prefix: str = "") -> InvalidInput:

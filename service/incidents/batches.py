@@ -4,15 +4,15 @@ The HTTP batch (all or nothing) and `legation import` (line by line) share this.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 from uuid import UUID
 
 import msgspec
 
-from service.http.problems import FieldError, InvalidInput, field_error
 from service.incidents.catalogue import Incident, Report
 from service.incidents.domain import decide_report, report_event, stream_name
+from service.incidents.errors import FieldError, Invalid, field_error
 from service.incidents.nul import nul_error
 from service.log.envelope import Metadata
 from service.log.store import AppendRequest
@@ -61,12 +61,12 @@ def parse_line(number: int, line: bytes) -> ParsedLine | list[FieldError]:
         return [FieldError(field="body", message="is nested too deeply", line=number)]
     try:
         incident = decide_report(report)
-    except InvalidInput as exc:
+    except Invalid as exc:
         return _on_line(exc, number)
     return ParsedLine(number, line, report.id, incident)
 
 
-def _on_line(exc: InvalidInput, number: int) -> list[FieldError]:
+def _on_line(exc: Invalid, number: int) -> list[FieldError]:
     return [msgspec.structs.replace(error, line=number) for error in exc.errors or []]
 
 
@@ -79,7 +79,17 @@ def report_line(parsed: ParsedLine, meta: Metadata) -> ReportLine | list[FieldEr
     """The append a valid line becomes (or why not: it names itself in responds_to)."""
     try:
         incident_id, event = report_event(parsed.client_id, parsed.incident, meta)
-    except InvalidInput as exc:
+    except Invalid as exc:
         return _on_line(exc, parsed.line)
     request = AppendRequest(stream_name(incident_id), 0, (event,))
     return ReportLine(parsed.line, incident_id, request)
+
+
+def prepared_line(
+    number: int, line: bytes, meta_of: Callable[[ParsedLine], Metadata]
+) -> ReportLine | list[FieldError]:
+    """A line turned into its append (with metadata from `meta_of`), or what is wrong with it."""
+    parsed = parse_line(number, line)
+    if isinstance(parsed, list):
+        return parsed
+    return report_line(parsed, meta_of(parsed))

@@ -1,6 +1,6 @@
 """An incident stream: commands, and the pure decide/evolve over its events (no I/O)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -8,7 +8,6 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import msgspec
 from msgspec import Struct
 
-from service.http.problems import Conflict, FieldError, InvalidInput, invalid
 from service.incidents.actors import actor_code, country_code, region_code
 from service.incidents.catalogue import (
     INCIDENT_TYPES,
@@ -29,6 +28,10 @@ from service.incidents.catalogue import (
     retracted_decoder,
     source_added_decoder,
 )
+from service.incidents.errors import FieldError, Invalid, invalid
+
+# Refused by decide_correction and decide_retraction, so named beside them too.
+from service.incidents.errors import IncidentAlreadyRetracted as IncidentAlreadyRetracted
 from service.log.envelope import Metadata, NewEvent, RecordedEvent
 
 Status = Literal["active", "retracted"]
@@ -89,12 +92,6 @@ class IncidentState(Struct, frozen=True, kw_only=True):
     retraction: RetractionNote | None = None
 
 
-class IncidentAlreadyRetracted(Conflict):
-    """The incident was retracted; it can no longer change."""
-
-    slug, title = "retracted", "The incident is retracted"
-
-
 def stream_name(incident_id: UUID) -> str:
     """The log stream that holds one incident."""
     return f"incident-{incident_id}"
@@ -150,7 +147,7 @@ def decide_correction(state: IncidentState, correction: Correction) -> IncidentC
     _refuse_if_retracted(state, "corrected")
     if not correction.changes:
         error = FieldError(field="changes", message="must name at least one field")
-        raise InvalidInput("changes must name at least one field", errors=[error])
+        raise Invalid("changes must name at least one field", errors=[error])
     _refuse_unknown_fields(state.incident, correction.changes)
     try:
         corrected = msgspec.convert(_merged(state.incident, correction.changes), Incident)
@@ -177,7 +174,7 @@ def _refuse_unknown_fields(incident: Incident, changes: dict[str, Any]) -> None:
         if name not in FIELDS_OF[kind]
     ]
     if errors:
-        raise InvalidInput(f"{errors[0].field}: {errors[0].message}", errors=errors)
+        raise Invalid(f"{errors[0].field}: {errors[0].message}", errors=errors)
 
 
 def _merged(incident: Incident, changes: dict[str, Any]) -> dict[str, Any]:
@@ -204,23 +201,23 @@ def decide_source(state: IncidentState, source: Source) -> SourceAdded | None:
         return None
     if len(state.incident.sources) >= 100:
         error = FieldError(field="sources", message="an incident cites at most 100 sources")
-        raise InvalidInput(error.message, errors=[error])
+        raise Invalid(error.message, errors=[error])
     return SourceAdded(source=source)
 
 
 def _refuse_if_retracted(state: IncidentState, action: str) -> None:
     if state.status == "retracted":
-        raise IncidentAlreadyRetracted(f"incident {state.id} is retracted and cannot be {action}")
+        raise IncidentAlreadyRetracted(state.id, action)
 
 
 def _refuse_self_reference(incident_id: UUID, ids: Iterable[UUID], field: str) -> None:
     if incident_id in ids:
         error = FieldError(field=field, message="an incident cannot refer to itself")
-        raise InvalidInput(f"{field}: {error.message}", errors=[error])
+        raise Invalid(f"{field}: {error.message}", errors=[error])
 
 
 def validated(incident: Incident, prefix: str = "") -> Incident:
-    """The incident with canonical codes; InvalidInput naming every broken rule."""
+    """The incident with canonical codes; Invalid naming every broken rule."""
     errors: list[FieldError] = []
     codes = _canonical_roles(incident, prefix, errors)
     first, second = ROLES[type(incident)]
@@ -232,7 +229,7 @@ def validated(incident: Incident, prefix: str = "") -> Incident:
     if isinstance(incident, Expulsion):
         errors += _expulsion_errors(incident, prefix)
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+        raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
     return msgspec.structs.replace(incident, **changes)
 
 
@@ -354,6 +351,25 @@ def source_added(
     return msgspec.structs.replace(state, incident=incident, version=version, updated_at=at)
 
 
+Transition = Callable[[IncidentState, Any, int, datetime], IncidentState]
+# What each event of an existing incident does to it, with the decoder of its data.
+TRANSITIONS: Final[dict[str, tuple[Transition, msgspec.json.Decoder[Any]]]] = {
+    "incident.corrected": (corrected, corrected_decoder),
+    "incident.retracted": (retracted, retracted_decoder),
+    "incident.source_added": (source_added, source_added_decoder),
+}
+
+
+def transition(
+    state: IncidentState, event_type: str, data: Struct, version: int, at: datetime
+) -> IncidentState:
+    """The incident after one more event (its data decoded) recorded at `version`, `at`."""
+    if event_type not in TRANSITIONS:
+        raise ValueError(f"unknown event type {event_type!r}")
+    step, _ = TRANSITIONS[event_type]
+    return step(state, data, version, at)
+
+
 def evolve(state: IncidentState | None, event: RecordedEvent) -> IncidentState:
     """The incident after one more event of its stream."""
     at, version = event.recorded_at, event.version
@@ -363,13 +379,10 @@ def evolve(state: IncidentState | None, event: RecordedEvent) -> IncidentState:
         return reported(incident_id, incident_decoder.decode(event.data), version, at)
     if state is None:
         raise ValueError(f"{event.type} at {event.stream}@{event.version} precedes its report")
-    if event.type == "incident.corrected":
-        return corrected(state, corrected_decoder.decode(event.data), version, at)
-    if event.type == "incident.retracted":
-        return retracted(state, retracted_decoder.decode(event.data), version, at)
-    if event.type == "incident.source_added":
-        return source_added(state, source_added_decoder.decode(event.data), version, at)
-    raise ValueError(f"unknown event type {event.type!r}")
+    if event.type not in TRANSITIONS:
+        raise ValueError(f"unknown event type {event.type!r}")
+    _, decoder = TRANSITIONS[event.type]
+    return transition(state, event.type, decoder.decode(event.data), version, at)
 
 
 REPORTED: Final = frozenset(f"{kind}.reported" for kind in FIELDS_OF)

@@ -4,7 +4,7 @@ from typing import Any, Final
 
 import msgspec
 
-from service.http.problems import FieldError, InvalidInput
+from service.incidents.errors import FieldError, Invalid
 
 # JSON can only spell NUL as this escape (a raw 0x00 byte in a string is malformed JSON),
 # so a body without it needs no further look.
@@ -25,10 +25,10 @@ def nul_error(raw: bytes) -> FieldError | None:
 
 
 def refuse_nul(raw: bytes) -> None:
-    """Raise a 422 naming the field when the JSON `raw` holds a NUL."""
+    """Raise Invalid naming the field when the JSON `raw` holds a NUL."""
     error = nul_error(raw)
     if error is not None:
-        raise InvalidInput(f"{error.field}: {error.message}", errors=[error])
+        raise Invalid(f"{error.field}: {error.message}", errors=[error])
 
 
 def _find(value: Any) -> FieldError | None:

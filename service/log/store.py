@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -180,6 +181,12 @@ async def read_stream(
         up_to_version if up_to_version is not None else 2**31 - 1,
     )
     return _recorded(rows)
+
+
+async def find_event(conn: Connection, event_id: UUID) -> RecordedEvent | None:
+    """The event stored with this id, if any (an idempotent retry finds its first answer)."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM events WHERE id = $1", event_id)
+    return _recorded(rows)[0] if rows else None
 
 
 class LogFilter(msgspec.Struct, frozen=True):

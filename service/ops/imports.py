@@ -2,19 +2,19 @@
 
 import asyncio
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import msgspec
 
-from service.http.problems import FieldError
 from service.incidents.batches import (
     ParsedLine,
     ReportLine,
     content_key,
     numbered_lines,
-    parse_line,
+    prepared_line,
 )
-from service.incidents.batches import report_line as to_report_line
+from service.incidents.errors import FieldError
 from service.log.database import connect
 from service.log.envelope import Metadata
 from service.log.store import AppendRefused, append_many
@@ -42,11 +42,7 @@ def _prepared(
 ) -> list[ReportLine]:
     ready: list[ReportLine] = []
     for number, raw in chunk:
-        parsed = parse_line(number, raw)
-        if isinstance(parsed, list):
-            summary.failed += parsed
-            continue
-        line = to_report_line(parsed, _meta(source, parsed))
+        line = prepared_line(number, raw, partial(_meta, source))
         if isinstance(line, list):
             summary.failed += line
         else:

@@ -1,7 +1,7 @@
 """POST /v1/incidents:batch: many reports as NDJSON, appended all or nothing."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -14,12 +14,19 @@ from litestar.handlers import HTTPRouteHandler
 from service.http.bodies import UnsupportedMediaType
 from service.http.headers import POSITION
 from service.http.problems import Conflict, FieldError, InvalidInput
+from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.routes.incidents import IdempotencyKey, metadata
-from service.http.runtime import Runtime
-from service.incidents.batches import MAX_LINES, ParsedLine, ReportLine, numbered_lines, parse_line
-from service.incidents.batches import report_line as to_report_line
+from service.incidents.batches import (
+    MAX_LINES,
+    ParsedLine,
+    ReportLine,
+    numbered_lines,
+    prepared_line,
+)
+from service.log.envelope import Metadata
 from service.log.store import Appended, AppendRefused, EventIdReused, append_many
+from service.ops.metrics import Metrics
 
 NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/ndjson")
 _MAX_ERRORS = 100
@@ -69,7 +76,9 @@ Outcome = tuple[ReportLine, Appended | AppendRefused]
 class Parser:
     """Turns a batch's lines into appends, keeping every error and the ids seen so far."""
 
-    def __init__(self, idempotency_key: str | None, meta_of: Any) -> None:
+    def __init__(
+        self, idempotency_key: str | None, meta_of: Callable[[str | None], Metadata]
+    ) -> None:
         self.key, self.meta_of = idempotency_key, meta_of
         self.errors: list[FieldError] = []
         self.seen: dict[UUID, int] = {}
@@ -80,8 +89,7 @@ class Parser:
             raise too_many_lines()
         ready = []
         for number, raw in numbered:
-            parsed = parse_line(number, raw)
-            line = self._line(parsed) if isinstance(parsed, ParsedLine) else parsed
+            line = prepared_line(number, raw, self._meta)
             if isinstance(line, list):
                 self.errors += line
             elif (first := self.seen.setdefault(line.incident_id, number)) != number:
@@ -91,9 +99,9 @@ class Parser:
                 ready.append(line)
         return ready
 
-    def _line(self, parsed: ParsedLine) -> ReportLine | list[FieldError]:
+    def _meta(self, parsed: ParsedLine) -> Metadata:
         line_key = f"{self.key}#{parsed.line}" if self.key else None
-        return to_report_line(parsed, self.meta_of(line_key))
+        return self.meta_of(line_key)
 
 
 def too_many_lines() -> InvalidInput:
@@ -201,7 +209,8 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
     )
     async def report_batch(
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        pool: NamedDependency[Pool],
+        metrics: NamedDependency[Metrics],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BatchResult]:
         """One report per line; 201 with every id and position, or 422 naming the first bad line."""
@@ -212,20 +221,24 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
             idempotency_key, lambda key: msgspec.structs.replace(meta, idempotency_key=key)
         )
         try:
-            async with runtime.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 appended = await append_batch(conn, body, parser)
         except BatchRefused as refused:
             raise _conflict(refused, idempotency_key) from None
-        items = [
-            BatchItem(line.line, line.incident_id, outcome.positions[-1], outcome.duplicate)
-            for line, outcome in appended
-            if isinstance(outcome, Appended)
-        ]
-        runtime.metrics.count_appended(sum(not item.duplicate for item in items))
-        last = max(item.position for item in items)
-        return Response(BatchResult(items, last), status_code=201, headers={POSITION: str(last)})
+        result = _result(appended)
+        metrics.count_appended(sum(not item.duplicate for item in result.items))
+        return Response(result, status_code=201, headers={POSITION: str(result.last_position)})
 
     return report_batch
+
+
+def _result(appended: list[Outcome]) -> BatchResult:
+    items = [
+        BatchItem(line.line, line.incident_id, outcome.positions[-1], outcome.duplicate)
+        for line, outcome in appended
+        if isinstance(outcome, Appended)
+    ]
+    return BatchResult(items, max(item.position for item in items))
 
 
 def _require_ndjson(request: Request[Any, Any, Any]) -> None:

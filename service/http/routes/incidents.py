@@ -1,11 +1,12 @@
 """Incidents: report, correct, retract, cite, and read one incident."""
 
 import hashlib
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
+import asyncpg
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
@@ -17,38 +18,21 @@ from service.http.bodies import json_body
 from service.http.consistency import MinPosition, await_position
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
-from service.http.problems import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from service.http.problems import FieldError, InvalidInput
+from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
+from service.incidents import handlers
 from service.incidents.actors import actor_code
-from service.incidents.catalogue import Report, Source, new_event
-from service.incidents.domain import (
-    Correction,
-    IncidentState,
-    Retraction,
-    Status,
-    actors,
-    corrected,
-    decide_correction,
-    decide_report,
-    decide_retraction,
-    decide_source,
-    fold,
-    keyed_event_id,
-    report_event,
-    reported,
-    retracted,
-    source_added,
-    stream_name,
-)
+from service.incidents.catalogue import Report, Source
+from service.incidents.domain import Correction, IncidentState, Retraction, Status
+from service.incidents.handlers import IncidentAt
 from service.incidents.views import IncidentView, incident_view
 from service.log.envelope import Metadata, RecordedEvent
-from service.log.store import EventIdReused, WrongExpectedVersion, read_stream
+from service.log.group_commit import GroupCommit
 from service.projections.incident_list import Cursor, IncidentFilter
 from service.projections.incident_list import list_incidents as read_incidents
 from service.projections.projector import checkpoint
-
-_RETRIES = 3
 
 report_decoder = msgspec.json.Decoder(Report)
 
@@ -98,27 +82,6 @@ def incident_response(
     return Response(incident_view(state), status_code=status_code, headers=headers)
 
 
-async def load_events(
-    runtime: Runtime, incident_id: UUID, up_to_version: int | None = None
-) -> list[RecordedEvent]:
-    """The incident's events, oldest first; 404 if there are none."""
-    async with runtime.pool.acquire() as conn:
-        events = await read_stream(conn, stream_name(incident_id), up_to_version)
-    if not events:
-        raise NotFound(f"no incident {incident_id}")
-    return events
-
-
-async def load(
-    runtime: Runtime, incident_id: UUID, up_to_version: int | None = None
-) -> tuple[IncidentState, int]:
-    """An incident folded from its stream and the position of its last event; 404 if none."""
-    events = await load_events(runtime, incident_id, up_to_version)
-    state = fold(events)
-    assert state is not None  # a non-empty stream folds to a state
-    return state, events[-1].position
-
-
 @post(
     "/v1/incidents",
     status_code=201,
@@ -128,72 +91,15 @@ async def load(
 )
 async def report_incident(
     request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
+    pool: NamedDependency[Pool],
+    appends: NamedDependency[GroupCommit],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[IncidentView]:
     """Append a new incident; a retry (same Idempotency-Key or id, same body) changes nothing."""
     report = await json_body(request, report_decoder)
-    incident = decide_report(report)
-    incident_id, event = report_event(report.id, incident, metadata(request, idempotency_key))
-    try:
-        appended = await runtime.appends.append(stream_name(incident_id), 0, [event])
-    except WrongExpectedVersion:
-        raise Conflict(f"incident {incident_id} already exists") from None
-    except EventIdReused:
-        raise _reused(idempotency_key, incident_id) from None
-    position = appended.positions[-1]
-    if appended.duplicate:
-        state, _ = await load(runtime, incident_id, appended.versions[-1])
-    else:
-        state = reported(incident_id, incident, appended.versions[-1], appended.recorded_at)
-    return incident_response(state, position, 201, location=True)
-
-
-def _reused(idempotency_key: str | None, incident_id: UUID) -> Exception:
-    if idempotency_key is not None:
-        return InvalidInput("this Idempotency-Key was already used with a different request")
-    return Conflict(f"incident {incident_id} already exists with other content")
-
-
-Transition = Callable[[IncidentState, Any, int, datetime], IncidentState]
-TRANSITIONS: dict[str, Transition] = {
-    "incident.corrected": corrected,
-    "incident.retracted": retracted,
-    "incident.source_added": source_added,
-}
-
-
-class Change(msgspec.Struct, frozen=True):
-    """A lifecycle command bound to its request: what to decide and how to record it."""
-
-    incident_id: UUID
-    event_type: str
-    decide: Callable[[IncidentState], msgspec.Struct | None]
-    meta: Metadata
-    expected: frozenset[int] | None  # the versions If-Match accepts
-
-
-async def apply_change(runtime: Runtime, change: Change) -> Response[IncidentView]:
-    """Decide against the current incident and append; If-Match and retries honoured."""
-    key = change.meta.idempotency_key
-    event_id = keyed_event_id(change.meta.actor, key) if key else uuid4()
-    if key is not None and (replayed := await _replay(runtime, change, event_id)):
-        return replayed
-    for _ in range(_RETRIES):
-        state, position = await load(runtime, change.incident_id)
-        if change.expected is not None and state.version not in change.expected:
-            raise _stale(change.expected, state.version)
-        data = change.decide(state)
-        if data is None:  # nothing to record: already so
-            return incident_response(state, position)
-        try:
-            return await _append(runtime, change, state, data, event_id)
-        except WrongExpectedVersion as exc:
-            if change.expected is not None:
-                raise _stale(change.expected, exc.actual) from None
-        except EventIdReused:
-            raise _reused(key, change.incident_id) from None
-    raise Conflict("the incident kept changing while the request was applied; retry")
+    meta = metadata(request, idempotency_key)
+    done = await handlers.report(pool, appends, report, meta)
+    return incident_response(done.state, done.position, 201, location=True)
 
 
 async def request_hash(request: Request[Any, Any, Any]) -> str:
@@ -203,62 +109,21 @@ async def request_hash(request: Request[Any, Any, Any]) -> str:
     return digest.hexdigest()[:32]
 
 
-async def _replay(
-    runtime: Runtime, change: Change, event_id: UUID
-) -> Response[IncidentView] | None:
-    async with runtime.pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT stream, version, type, metadata->>'request_hash' AS request_hash"
-            " FROM events WHERE id = $1",
-            event_id,
-        )
-    if row is None:
-        return None
-    same = (row["stream"], row["type"], row["request_hash"]) == (
-        stream_name(change.incident_id),
-        change.event_type,
-        change.meta.request_hash,
-    )
-    if not same:
-        raise _reused(change.meta.idempotency_key, change.incident_id)
-    state, position = await load(runtime, change.incident_id, row["version"])
-    return incident_response(state, position)
-
-
-async def _append(
-    runtime: Runtime, change: Change, state: IncidentState, data: msgspec.Struct, event_id: UUID
-) -> Response[IncidentView]:
-    at_hand = TRANSITIONS[change.event_type](state, data, state.version + 1, state.updated_at)
-    countries = tuple(sorted({*actors(state.incident), *actors(at_hand.incident)}))
-    occurred_on = at_hand.incident.occurred_on
-    event = new_event(event_id, change.event_type, data, change.meta, occurred_on, countries)
-    # The log checks the version decided on: a change since is a 412 with If-Match.
-    appended = await runtime.appends.append(stream_name(state.id), state.version, [event])
-    if appended.duplicate:  # a concurrent retry with the same key got there first
-        replayed, _ = await load(runtime, state.id, appended.versions[-1])
-        return incident_response(replayed, appended.positions[-1])
-    after = TRANSITIONS[change.event_type](state, data, appended.versions[-1], appended.recorded_at)
-    return incident_response(after, appended.positions[-1])
-
-
-def _stale(expected: frozenset[int], actual: int) -> PreconditionFailed:
-    named = ", ".join(f'"{version}"' for version in sorted(expected)) or "no strong ETag"
-    return PreconditionFailed(
-        f"If-Match named {named}; the incident is at version {actual}",
-        current_version=actual,
-    )
+Command = Callable[
+    ["asyncpg.Pool[Any]", GroupCommit, UUID, Any, Metadata, frozenset[int] | None],
+    Awaitable[IncidentAt],
+]
 
 
 class Lifecycle(msgspec.Struct, frozen=True):
-    """A command on an existing incident: its path, body, event and decision."""
+    """A command on an existing incident: its path, body and handler."""
 
     name: str
     path: str
     summary: str
     description: str
     body: type[Any]
-    event_type: str
-    decide: Callable[[IncidentState, Any], msgspec.Struct | None]
+    handle: Command
 
 
 def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
@@ -267,7 +132,8 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
 
     async def handler(
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        pool: NamedDependency[Pool],
+        appends: NamedDependency[GroupCommit],
         incident_id: FromPath[UUID],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
@@ -276,16 +142,9 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         meta = metadata(request, idempotency_key)
         if idempotency_key is not None:
             meta = msgspec.structs.replace(meta, request_hash=await request_hash(request))
-        return await apply_change(
-            runtime,
-            Change(
-                incident_id,
-                command.event_type,
-                lambda state: command.decide(state, body),
-                meta,
-                if_match_versions(if_match),
-            ),
-        )
+        expected = if_match_versions(if_match)
+        done = await command.handle(pool, appends, incident_id, body, meta, expected)
+        return incident_response(done.state, done.position)
 
     handler.__name__ = handler.__qualname__ = command.name
     return post(
@@ -305,8 +164,7 @@ LIFECYCLE = (
         "Correct an incident",
         "Append a correction; the corrected incident is validated as a whole.",
         Correction,
-        "incident.corrected",
-        decide_correction,
+        handlers.correct,
     ),
     Lifecycle(
         "retract_incident",
@@ -314,8 +172,7 @@ LIFECYCLE = (
         "Retract an incident",
         "Retract an incident: it stays readable, as `retracted`, and leaves every standing.",
         Retraction,
-        "incident.retracted",
-        decide_retraction,
+        handlers.retract,
     ),
     Lifecycle(
         "add_source",
@@ -323,8 +180,7 @@ LIFECYCLE = (
         "Add a source to an incident",
         "Cite another source; citing one the incident already has changes nothing.",
         Source,
-        "incident.source_added",
-        decide_source,
+        handlers.add_source,
     ),
 )
 
@@ -336,12 +192,13 @@ LIFECYCLE = (
     opt=route_meta(problems=(404,), scope="read"),
 )
 async def read_incident(
-    runtime: NamedDependency[Runtime],
+    pool: NamedDependency[Pool],
     incident_id: FromPath[UUID],
     if_none_match: IfNoneMatch = None,
 ) -> Response[IncidentView | None]:
     """The incident's current view; 304 when If-None-Match names its ETag."""
-    state, position = await load(runtime, incident_id)
+    current = await handlers.load(pool, incident_id)
+    state, position = current.state, current.position
     if none_match(if_none_match, etag(state.version)):
         headers = {"ETag": etag(state.version), POSITION: str(position)}
         return Response(None, status_code=304, headers=headers)
@@ -361,10 +218,10 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     opt=route_meta(problems=(404,), scope="read"),
 )
 async def incident_events(
-    runtime: NamedDependency[Runtime], incident_id: FromPath[UUID]
+    pool: NamedDependency[Pool], incident_id: FromPath[UUID]
 ) -> Response[IncidentEvents]:
     """Every event of the incident's stream, oldest first."""
-    events = await load_events(runtime, incident_id)
+    events = await handlers.load_events(pool, incident_id)
     return Response(IncidentEvents(items=events), headers={POSITION: str(events[-1].position)})
 
 
