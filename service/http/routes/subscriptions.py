@@ -25,9 +25,9 @@ from service.http.problems import NotFound, Problem
 from service.http.routes.events import log_filter
 from service.http.runtime import Runtime
 from service.log.store import head_position
+from service.subscribers.cloud_events import new_secret
 from service.subscribers.sealing import seal
 from service.subscribers.ssrf import check_url
-from service.subscribers.webhooks import new_secret
 
 Url = Annotated[
     str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+")
