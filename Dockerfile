@@ -7,8 +7,9 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY migrations ./migrations
+COPY sql ./sql
 COPY examples ./examples
-# Editable, so the package finds migrations/ and examples/ beside it in /app.
+# Editable, so the package finds migrations/, sql/ and examples/ beside it in /app.
 RUN /opt/venv/bin/pip install --no-cache-dir -e .
 
 FROM python:3.11-slim

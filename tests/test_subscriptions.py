@@ -18,8 +18,8 @@ from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
 from service.config import Settings
+from service.subscribers.cloud_events import new_secret
 from service.subscribers.sealing import SecretUnreadable, seal, unseal
-from service.subscribers.webhooks import new_secret
 from tests.conftest import authorised, make_key
 from tests.factories import expulsion
 from tests.servers import serving

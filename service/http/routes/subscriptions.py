@@ -28,6 +28,7 @@ from service.http.route_meta import route_meta
 from service.http.routes.events import log_filter
 from service.log.store import LogFilter
 from service.subscribers import subscriptions
+from service.subscribers.cloud_events import new_secret
 from service.subscribers.sealing import seal
 from service.subscribers.ssrf import check_url
 from service.subscribers.subscriptions import (
@@ -36,7 +37,7 @@ from service.subscribers.subscriptions import (
     Subscription,
     SubscriptionPage,
 )
-from service.subscribers.webhooks import Deliverer, new_secret
+from service.subscribers.webhooks import Deliverer
 
 Url = Annotated[
     str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+")

@@ -1,0 +1,82 @@
+"""One webhook attempt: the signed POST to the subscriber's pinned address, and its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Final
+
+import asyncpg
+import httpx
+import msgspec
+
+from service.subscribers.cloud_events import cloud_event, signature
+from service.subscribers.fanout import LiveEvent
+from service.subscribers.sealing import unseal
+from service.subscribers.ssrf import UnsafeUrl, pinned
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+TIMEOUT: Final = 10.0
+MAX_RESPONSE_BYTES: Final = 4096
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What one attempt came to."""
+
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def acknowledged(self) -> bool:
+        """Only a 2xx acknowledges."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def post(
+    client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record, live: LiveEvent
+) -> Outcome:
+    """POST `live` to the subscription `row`, within one deadline for the whole attempt."""
+    body = cloud_event(live)
+    message_id, now = str(live.event.id), int(time.time())
+    headers = {
+        "content-type": "application/cloudevents+json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(now),
+        "webhook-signature": signature(
+            unseal(settings.key_secret, row["id"], row["secret"]), message_id, now, body
+        ),
+    }
+    started = time.monotonic()
+    try:
+        # One deadline for the whole attempt: a receiver trickling bytes must
+        # not hold the subscription (and a pooled connection) for long.
+        async with asyncio.timeout(TIMEOUT):
+            target = await pinned(row["url"], settings.webhook_allow_private)
+            headers["host"] = target.host
+            extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+            async with client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as response:
+                await _read_some(response)
+        code = response.status_code
+        status: int | None = code
+        error = None if 200 <= code < 300 else f"answered {code}"
+    except UnsafeUrl as exc:
+        status, error = None, exc.detail
+    except TimeoutError:
+        status, error = None, f"no answer within {TIMEOUT:g} s"
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        status, error = None, f"{type(exc).__name__}: {exc}"[:500]
+    return Outcome(status, int((time.monotonic() - started) * 1000), error)
+
+
+async def _read_some(response: httpx.Response) -> None:
+    # The body is not needed; a receiver must not make us read an endless one.
+    read = 0
+    async for chunk in response.aiter_bytes():
+        read += len(chunk)
+        if read >= MAX_RESPONSE_BYTES:
+            break
