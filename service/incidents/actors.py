@@ -37,6 +37,22 @@ def actor_code(value: str) -> str | None:
     return _ALIASES.get(value.strip().upper())
 
 
+class NotAnActor(ValueError):
+    """A code that names no actor: not ISO 3166-1, EU, NATO or UN."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"{value!r} is not an actor code")
+        self.value = value
+
+
+def canonical_actor(value: str) -> str:
+    """The canonical code for `value`; NotAnActor when it names no actor."""
+    code = actor_code(value)
+    if code is None:
+        raise NotAnActor(value)
+    return code
+
+
 def actor_name(code: str) -> str:
     """The English name of a canonical actor code."""
     return NAMES[code]

@@ -8,11 +8,11 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
+from service.http.actor_params import actor_params
 from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
 from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
-from service.incidents.actors import actor_code
 from service.incidents.catalogue import EVENT_TYPES
 from service.log.envelope import RecordedEvent
 from service.log.store import LogFilter, head_position, read_all
@@ -33,15 +33,11 @@ def log_filter(types: list[str], countries: list[str]) -> LogFilter:
         for name in types
         if name not in EVENT_TYPES
     ]
-    codes = [actor_code(value) for value in countries]
-    errors += [
-        FieldError("country", f"{value!r} is not an actor code")
-        for value, code in zip(countries, codes, strict=True)
-        if code is None
-    ]
+    codes, wrong = actor_params(countries, "country")
+    errors += wrong
     if errors:
         raise InvalidInput("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
-    return LogFilter(types=tuple(types), countries=tuple(code for code in codes if code))
+    return LogFilter(types=tuple(types), countries=tuple(codes))
 
 
 def _split(values: list[str] | None) -> list[str]:

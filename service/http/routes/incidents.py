@@ -14,16 +14,15 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from service.http import request_ids
+from service.http.actor_params import actor_param
 from service.http.bodies import json_body
 from service.http.consistency import MinPosition, await_position
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
-from service.http.problems import FieldError, InvalidInput
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.runtime import Runtime
 from service.incidents import handlers
-from service.incidents.actors import actor_code
 from service.incidents.catalogue import Report, Source
 from service.incidents.domain import Correction, IncidentState, Retraction, Status
 from service.incidents.handlers import IncidentAt
@@ -239,13 +238,7 @@ _cursor_decoder = msgspec.json.Decoder(Cursor)
 
 
 def _country(value: str | None) -> str | None:
-    if value is None:
-        return None
-    code = actor_code(value)
-    if code is None:
-        error = FieldError("country", "is not an ISO 3166-1 code, EU, NATO or UN")
-        raise InvalidInput(f"country: {error.message}", errors=[error])
-    return code
+    return None if value is None else actor_param(value, "country")
 
 
 @get(

@@ -1,0 +1,145 @@
+"""How the standings routes read: at a log position (and date), remembered, conditionally.
+
+Every standings route takes its reading parameters through one dependency,
+`READ` (or `READ_PAGE` for lists, whose `limit` and `cursor` come between them
+in the OpenAPI document), and answers with `Reading.answer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import Provide
+from litestar.params import HeaderParameter, QueryParameter
+
+from service.http.consistency import MinPosition, await_position
+from service.http.headers import POSITION, none_match
+from service.http.paging import DEFAULT_LIMIT, CursorParam, Limit, next_link
+from service.projections.answer_cache import Cached, cached
+from service.projections.standings import At
+
+if TYPE_CHECKING:
+    from service.http.runtime import Runtime
+    from service.log.store import Connection
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+AsOf = Annotated[
+    date | None,
+    QueryParameter(name="as_of", description="Count only incidents that occurred by this date"),
+]
+KnownAt = Annotated[
+    int | None,
+    QueryParameter(
+        name="known_at",
+        ge=0,
+        le=2**62,
+        description="Count only what the log held at this position (corrections after it not "
+        "yet applied); waits like min_position when the read models are behind it, and is a "
+        "422 beyond the log's head",
+    ),
+]
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
+
+
+class Pinned(Protocol):
+    """A cursor: the position its first page was read at."""
+
+    @property
+    def position(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a standings request reads at, and the copy the client holds."""
+
+    request: Request[Any, Any, Any]
+    as_of: date | None
+    known_at: int | None
+    min_position: int | None
+    if_none_match: str | None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    async def at(self, runtime: Runtime, after: Pinned | None = None) -> At:
+        """The position (and date) to answer at, once the read models have reached it.
+
+        A page after the first is read at its first page's position (the cursor holds
+        it), so paging on while the log grows neither skips nor repeats items.
+        """
+        known_at, min_position = self.known_at, self.min_position
+        if known_at is not None:
+            await await_position(runtime, min_position, known_at=known_at)
+        elif after is not None:
+            known_at = after.position
+            await await_position(runtime, min_position, cursor=known_at)
+        else:
+            await await_position(runtime, min_position)
+        position = known_at if known_at is not None else runtime.projector.position
+        return At(position, self.as_of)
+
+    async def answer(
+        self,
+        runtime: Runtime,
+        key: Hashable,
+        compute: Callable[[Connection, At], Awaitable[tuple[T, str | None]]],
+        after: Pinned | None = None,
+    ) -> Response[T]:
+        """The answer for `key`, from memory when it was computed before at the same `at`.
+
+        `compute` gives the answer and the cursor of the page after it (None: none).
+        """
+        # The wait for a position happens here, not in the dependency: Litestar resolves
+        # dependencies before it checks the route's own parameters, and a malformed code
+        # or cursor is a 422 at once, never after waiting for the read models.
+        at = await self.at(runtime, after)
+        query = self.request.query_params
+        pinned = "known_at" in query or "cursor" in query
+        entry = runtime.cache.get((key, at))
+        if not isinstance(entry, Cached):
+            generation = runtime.cache.generation
+            async with runtime.pool.acquire() as conn:
+                body, following = await compute(conn, at)
+                entry = cached(_encoder.encode(body), following)
+            live_at = None if pinned else at.position
+            runtime.cache.put((key, at), entry, live_at, generation)
+        headers = {"ETag": entry.etag, POSITION: str(at.position)}
+        if entry.next_cursor is not None:
+            headers |= next_link(self.request, entry.next_cursor)
+        if none_match(self.if_none_match, entry.etag):
+            return cast(Response[T], Response(None, status_code=304, headers=headers))
+        answer = Response(entry.body, media_type="application/json", headers=headers)
+        return cast(Response[T], answer)
+
+
+# The parameters in the order the routes have always documented them.
+def _read(
+    request: Request[Any, Any, Any],
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+    min_position: MinPosition = None,
+    if_none_match: IfNoneMatch = None,
+) -> Reading:
+    return Reading(request, as_of, known_at, min_position, if_none_match)
+
+
+def _read_page(
+    request: Request[Any, Any, Any],
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+    min_position: MinPosition = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    if_none_match: IfNoneMatch = None,
+) -> Reading:
+    return Reading(request, as_of, known_at, min_position, if_none_match, limit, cursor)
+
+
+READ = {"reading": Provide(_read, sync_to_thread=False)}
+READ_PAGE = {"reading": Provide(_read_page, sync_to_thread=False)}
