@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.di import Provide
 
 from service.config import Settings
 from service.http.auth import Authorizer, KeyCache
+from service.http.consistency import ReadModels
 from service.http.domain_problems import DOMAIN_PROBLEMS
 from service.http.edge import Edge
 from service.http.openapi.document import openapi_config, refine
@@ -19,7 +19,6 @@ from service.http.resources import DEPENDENCIES
 from service.http.routes import events, health, incidents, standings, stream, subscriptions
 from service.http.routes.batch import batch_route
 from service.http.routes.options import allow_handlers
-from service.http.runtime import Runtime, provide_runtime
 from service.log.database import create_pool, head_revisions
 from service.log.doorbell import Doorbell
 from service.log.group_commit import GroupCommit
@@ -66,22 +65,10 @@ def create_app(settings: Settings) -> Litestar:
             pool=pool,
             appends=appends,
             doorbell=doorbell,
-            projector=projector,
+            read_models=ReadModels(projector, pool, settings.read_wait_seconds),
             fanout=fanout,
             deliverer=deliverer,
             migration_heads=head_revisions(),
-        )
-        app.state.runtime = Runtime(
-            settings,
-            pool,
-            appends,
-            doorbell,
-            projector,
-            fanout,
-            head_revisions(),
-            metrics,
-            deliverer,
-            answers,
         )
         # What start-up made (modules, the app, the catalogue) lives as long as the
         # process: moved out of the collector's sight, a full collection walks ~6 ms
@@ -114,10 +101,7 @@ def create_app(settings: Settings) -> Litestar:
         state=State(
             {"settings": settings, "metrics": metrics, "answers": answers, "streams": streams}
         ),
-        dependencies={
-            **DEPENDENCIES,
-            "runtime": Provide(provide_runtime, sync_to_thread=False),
-        },
+        dependencies=DEPENDENCIES,
         exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
         middleware=[Edge(settings, metrics, answers)],
         before_request=Authorizer(settings, keys).before_request,

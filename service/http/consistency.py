@@ -1,12 +1,15 @@
 """Reading one's own writes: `min_position` on every read of the read models."""
 
-from typing import Annotated
+from __future__ import annotations
 
+from typing import Annotated, Any
+
+import asyncpg
 from litestar.params import QueryParameter
 
 from service.http.problems import FieldError, InvalidInput, Unavailable
-from service.http.runtime import Runtime
 from service.log.store import head_position
+from service.projections.projector import Projector
 
 MinPosition = Annotated[
     int | None,
@@ -21,31 +24,42 @@ MinPosition = Annotated[
 ]
 
 
-async def await_position(runtime: Runtime, min_position: int | None, **more: int | None) -> None:
-    """Return once the read models include `min_position` (and the positions in `more`, by
-    parameter name); 422 naming the parameter beyond the log's head, 503 after the wait."""
-    wanted = {"min_position": min_position, **more}
-    position = max((value for value in wanted.values() if value is not None), default=None)
-    if position is None or position <= runtime.projector.position:
-        return
-    await _within_head(runtime, wanted)
-    if not await runtime.projector.caught_up(position, runtime.settings.read_wait_seconds):
-        raise Unavailable(
-            f"the read models have not reached position {position} yet; retry shortly",
-            headers={"Retry-After": "1"},
-        )
+class ReadModels:
+    """Where the read models are, and waiting for them to include a position."""
 
+    def __init__(self, projector: Projector, pool: asyncpg.Pool[Any], wait_seconds: float) -> None:
+        self._projector, self.pool, self._wait = projector, pool, wait_seconds
 
-async def _within_head(runtime: Runtime, wanted: dict[str, int | None]) -> None:
-    # A position the log does not hold yet may never come: waiting for it would
-    # only hold a request (and a client) for the whole wait.
-    async with runtime.pool.acquire() as conn:
-        head = await head_position(conn)
-    beyond = [
-        FieldError(name, f"is beyond the log's head ({head})")
-        for name, value in wanted.items()
-        if value is not None and value > head
-    ]
-    if beyond:
-        message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
-        raise InvalidInput(message, errors=beyond)
+    @property
+    def position(self) -> int:
+        """The last log position the read models include."""
+        return self._projector.position
+
+    async def reach(self, min_position: int | None, **more: int | None) -> None:
+        """Return once the read models include `min_position` (and the positions in `more`,
+        by parameter name); 422 naming the parameter beyond the log's head, 503 after the
+        wait."""
+        wanted = {"min_position": min_position, **more}
+        position = max((value for value in wanted.values() if value is not None), default=None)
+        if position is None or position <= self._projector.position:
+            return
+        await self._within_head(wanted)
+        if not await self._projector.caught_up(position, self._wait):
+            raise Unavailable(
+                f"the read models have not reached position {position} yet; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+
+    async def _within_head(self, wanted: dict[str, int | None]) -> None:
+        # A position the log does not hold yet may never come: waiting for it would
+        # only hold a request (and a client) for the whole wait.
+        async with self.pool.acquire() as conn:
+            head = await head_position(conn)
+        beyond = [
+            FieldError(name, f"is beyond the log's head ({head})")
+            for name, value in wanted.items()
+            if value is not None and value > head
+        ]
+        if beyond:
+            message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
+            raise InvalidInput(message, errors=beyond)

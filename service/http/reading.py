@@ -17,14 +17,13 @@ from litestar import Request, Response
 from litestar.di import Provide
 from litestar.params import HeaderParameter, QueryParameter
 
-from service.http.consistency import MinPosition, await_position
+from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, none_match
 from service.http.paging import DEFAULT_LIMIT, CursorParam, Limit, next_link
-from service.projections.answer_cache import Cached, cached
+from service.projections.answer_cache import AnswerCache, Cached, cached
 from service.projections.standings import At
 
 if TYPE_CHECKING:
-    from service.http.runtime import Runtime
     from service.log.store import Connection
 
 T = TypeVar("T")
@@ -60,6 +59,8 @@ class Reading:
     """What a standings request reads at, and the copy the client holds."""
 
     request: Request[Any, Any, Any]
+    read_models: ReadModels
+    answers: AnswerCache
     as_of: date | None
     known_at: int | None
     min_position: int | None
@@ -67,7 +68,7 @@ class Reading:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
-    async def at(self, runtime: Runtime, after: Pinned | None = None) -> At:
+    async def at(self, after: Pinned | None = None) -> At:
         """The position (and date) to answer at, once the read models have reached it.
 
         A page after the first is read at its first page's position (the cursor holds
@@ -75,18 +76,17 @@ class Reading:
         """
         known_at, min_position = self.known_at, self.min_position
         if known_at is not None:
-            await await_position(runtime, min_position, known_at=known_at)
+            await self.read_models.reach(min_position, known_at=known_at)
         elif after is not None:
             known_at = after.position
-            await await_position(runtime, min_position, cursor=known_at)
+            await self.read_models.reach(min_position, cursor=known_at)
         else:
-            await await_position(runtime, min_position)
-        position = known_at if known_at is not None else runtime.projector.position
+            await self.read_models.reach(min_position)
+        position = known_at if known_at is not None else self.read_models.position
         return At(position, self.as_of)
 
     async def answer(
         self,
-        runtime: Runtime,
         key: Hashable,
         compute: Callable[[Connection, At], Awaitable[tuple[T, str | None]]],
         after: Pinned | None = None,
@@ -98,17 +98,17 @@ class Reading:
         # The wait for a position happens here, not in the dependency: Litestar resolves
         # dependencies before it checks the route's own parameters, and a malformed code
         # or cursor is a 422 at once, never after waiting for the read models.
-        at = await self.at(runtime, after)
+        at = await self.at(after)
         query = self.request.query_params
         pinned = "known_at" in query or "cursor" in query
-        entry = runtime.cache.get((key, at))
+        entry = self.answers.get((key, at))
         if not isinstance(entry, Cached):
-            generation = runtime.cache.generation
-            async with runtime.pool.acquire() as conn:
+            generation = self.answers.generation
+            async with self.read_models.pool.acquire() as conn:
                 body, following = await compute(conn, at)
                 entry = cached(_encoder.encode(body), following)
             live_at = None if pinned else at.position
-            runtime.cache.put((key, at), entry, live_at, generation)
+            self.answers.put((key, at), entry, live_at, generation)
         headers = {"ETag": entry.etag, POSITION: str(at.position)}
         if entry.next_cursor is not None:
             headers |= next_link(self.request, entry.next_cursor)
@@ -121,16 +121,20 @@ class Reading:
 # The parameters in the order the routes have always documented them.
 def _read(
     request: Request[Any, Any, Any],
+    read_models: ReadModels,
+    answers: AnswerCache,
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
     if_none_match: IfNoneMatch = None,
 ) -> Reading:
-    return Reading(request, as_of, known_at, min_position, if_none_match)
+    return Reading(request, read_models, answers, as_of, known_at, min_position, if_none_match)
 
 
 def _read_page(
     request: Request[Any, Any, Any],
+    read_models: ReadModels,
+    answers: AnswerCache,
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
@@ -138,7 +142,9 @@ def _read_page(
     cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
 ) -> Reading:
-    return Reading(request, as_of, known_at, min_position, if_none_match, limit, cursor)
+    return Reading(
+        request, read_models, answers, as_of, known_at, min_position, if_none_match, limit, cursor
+    )
 
 
 READ = {"reading": Provide(_read, sync_to_thread=False)}

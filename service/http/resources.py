@@ -25,7 +25,7 @@ RESOURCES: Final = (
     "streams",
     "pool",
     "appends",
-    "projector",
+    "read_models",
     "fanout",
     "deliverer",
     "migration_heads",

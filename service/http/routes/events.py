@@ -11,8 +11,8 @@ from litestar.params import Parameter, QueryParameter
 from service.http.actor_params import actor_params
 from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
+from service.http.resources import Pool
 from service.http.route_meta import route_meta
-from service.http.runtime import Runtime
 from service.incidents.catalogue import EVENT_TYPES
 from service.log.envelope import RecordedEvent
 from service.log.store import LogFilter, head_position, read_all
@@ -51,7 +51,7 @@ def _split(values: list[str] | None) -> list[str]:
     opt=route_meta(problems=(422,), scope="read"),
 )
 async def list_events(
-    runtime: NamedDependency[Runtime],
+    pool: NamedDependency[Pool],
     after: Annotated[
         int, Parameter(ge=0, le=2**62, description="Return events after this position")
     ] = 0,
@@ -70,7 +70,7 @@ async def list_events(
     """Events after `after` in position order; page on with `next`."""
     types, countries = _split(event_type), _split(country)
     filters = log_filter(types, countries)
-    async with runtime.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         items = await read_all(conn, after, limit, filters)
         head = await head_position(conn)
     query = {"after": items[-1].position if items else after, "limit": limit}

@@ -16,12 +16,11 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 from service.http import request_ids
 from service.http.actor_params import actor_param
 from service.http.bodies import json_body
-from service.http.consistency import MinPosition, await_position
+from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
-from service.http.runtime import Runtime
 from service.incidents import handlers
 from service.incidents.catalogue import Report, Source
 from service.incidents.domain import Correction, IncidentState, Retraction, Status
@@ -249,7 +248,7 @@ def _country(value: str | None) -> str | None:
 )
 async def list_incidents(
     request: Request[Any, Any, Any],
-    runtime: NamedDependency[Runtime],
+    read_models: NamedDependency[ReadModels],
     country: Annotated[str | None, QueryParameter(min_length=2, max_length=4)] = None,
     kind: FromQuery[Kind | None] = None,
     since: FromQuery[date | None] = None,
@@ -262,8 +261,8 @@ async def list_incidents(
     """Incidents newest first (by occurred_on), filtered; page on with `cursor`."""
     filters = IncidentFilter(_country(country), kind, since, until, status)
     after = decode_cursor(cursor, _cursor_decoder)
-    await await_position(runtime, min_position)
-    async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+    await read_models.reach(min_position)
+    async with read_models.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         position = await checkpoint(conn)
         states, next_cursor = await read_incidents(conn, filters, after, limit)
     following = encode_cursor(next_cursor) if next_cursor else None

@@ -17,7 +17,6 @@ from service.http.reading import READ, READ_PAGE, Reading
 from service.http.route_meta import route_meta
 from service.http.routes import standings_pages as pages
 from service.http.routes.standings_pages import DATED, NAMED
-from service.http.runtime import Runtime
 from service.incidents.actors import actor_code, country_code, region_code
 from service.projections.standings_views import (
     Bilateral,
@@ -43,7 +42,6 @@ PROBLEMS = route_meta(problems=(422, 503), scope="read", remember=True)
     dependencies=READ_PAGE,
 )
 async def list_countries(
-    runtime: NamedDependency[Runtime],
     sort: Annotated[
         SortField | None, QueryParameter(description="Numeric field, descending")
     ] = None,
@@ -54,7 +52,7 @@ async def list_countries(
     after = decode_cursor(reading.cursor, NAMED)
     page = partial(pages.countries, sort=sort, after=after, limit=reading.limit)
     key = ("countries", sort, reading.limit, reading.cursor)
-    return await reading.answer(runtime, key, page, after)
+    return await reading.answer(key, page, after)
 
 
 @get(
@@ -65,12 +63,12 @@ async def list_countries(
     dependencies=READ,
 )
 async def read_country(
-    runtime: NamedDependency[Runtime], code: FromPath[str], reading: NamedDependency[Reading]
+    code: FromPath[str], reading: NamedDependency[Reading]
 ) -> Response[Standing]:
     """Expulsions, sanctions and territory of one actor; zeros for a known code without any."""
     actor = actor_param(code, "code")
     page = partial(pages.country, code=actor)
-    return await reading.answer(runtime, ("country", actor), page)
+    return await reading.answer(("country", actor), page)
 
 
 @get(
@@ -81,14 +79,14 @@ async def read_country(
     dependencies=READ_PAGE,
 )
 async def read_relations(
-    runtime: NamedDependency[Runtime], code: FromPath[str], reading: NamedDependency[Reading]
+    code: FromPath[str], reading: NamedDependency[Reading]
 ) -> Response[Relations]:
     """One row per counterpart (by code): diplomats expelled each way, sanctions, incidents."""
     actor = actor_param(code, "code")
     after = decode_cursor(reading.cursor, NAMED)
     page = partial(pages.relations, code=actor, after=after, limit=reading.limit)
     key = ("relations", actor, reading.limit, reading.cursor)
-    return await reading.answer(runtime, key, page, after)
+    return await reading.answer(key, page, after)
 
 
 @get(
@@ -99,7 +97,6 @@ async def read_relations(
     dependencies=READ_PAGE,
 )
 async def read_bilateral(
-    runtime: NamedDependency[Runtime],
     code: FromPath[str],
     counterpart: FromPath[str],
     reading: NamedDependency[Reading],
@@ -109,7 +106,7 @@ async def read_bilateral(
     after = decode_cursor(reading.cursor, DATED)
     page = partial(pages.bilateral, code=a, counterpart=b, after=after, limit=reading.limit)
     key = ("bilateral", a, b, reading.limit, reading.cursor)
-    return await reading.answer(runtime, key, page, after)
+    return await reading.answer(key, page, after)
 
 
 @get(
@@ -120,14 +117,14 @@ async def read_bilateral(
     dependencies=READ_PAGE,
 )
 async def read_timeline(
-    runtime: NamedDependency[Runtime], code: FromPath[str], reading: NamedDependency[Reading]
+    code: FromPath[str], reading: NamedDependency[Reading]
 ) -> Response[Timeline]:
     """A page of the active incidents the actor takes part in, with its role there."""
     actor = actor_param(code, "code")
     after = decode_cursor(reading.cursor, DATED)
     page = partial(pages.timeline, code=actor, after=after, limit=reading.limit)
     key = ("timeline", actor, reading.limit, reading.cursor)
-    return await reading.answer(runtime, key, page, after)
+    return await reading.answer(key, page, after)
 
 
 def _filter(value: str | None, check: Callable[[str], str | None], field: str) -> str | None:
@@ -152,7 +149,6 @@ def _controller(value: str) -> str | None:
     dependencies=READ_PAGE,
 )
 async def list_territories(
-    runtime: NamedDependency[Runtime],
     country: Annotated[str | None, QueryParameter(max_length=3)] = None,
     region: Annotated[str | None, QueryParameter(max_length=6)] = None,
     controller: Annotated[str | None, QueryParameter(max_length=9)] = None,
@@ -168,7 +164,7 @@ async def list_territories(
     after = decode_cursor(reading.cursor, NAMED)
     page = partial(pages.territories, filters=filters, after=after, limit=reading.limit)
     key = ("territories", filters, reading.limit, reading.cursor)
-    return await reading.answer(runtime, key, page, after)
+    return await reading.answer(key, page, after)
 
 
 ROUTES = [
