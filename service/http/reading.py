@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
 from litestar import Request, Response
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, QueryParameter
 
 from service.http.consistency import MinPosition, ReadModels
@@ -121,8 +121,8 @@ class Reading:
 # The parameters in the order the routes have always documented them.
 def _read(
     request: Request[Any, Any, Any],
-    read_models: ReadModels,
-    answers: AnswerCache,
+    read_models: NamedDependency[ReadModels],
+    answers: NamedDependency[AnswerCache],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
@@ -133,8 +133,8 @@ def _read(
 
 def _read_page(
     request: Request[Any, Any, Any],
-    read_models: ReadModels,
-    answers: AnswerCache,
+    read_models: NamedDependency[ReadModels],
+    answers: NamedDependency[AnswerCache],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
