@@ -352,7 +352,7 @@ async def test_a_postgresql_restart_under_load_answers_503_and_loses_nothing(
 
 
 # -- the projector killed mid-batch -----------------------------------------------------
-# tests/test_projector.py raises inside project_batch in-process; this kills the process,
+# tests/db/test_projector.py raises inside project_batch in-process; this kills the process,
 # so that PostgreSQL, not the client, must roll the batch back, the dead process's
 # projector lock must pass to the next one, and the restart must resume from the checkpoint.
 

@@ -16,7 +16,7 @@ from tests.servers import serving
 
 ROOT = Path(__file__).parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-STREAM = "/v1/events/stream"  # an event stream never ends: tested in test_sse.py
+STREAM = "/v1/events/stream"  # an event stream never ends: tested in process/test_sse.py
 
 
 def test_schemathesis_finds_no_server_error_and_no_spec_violation(dsn: str, admin_key: str) -> None:
