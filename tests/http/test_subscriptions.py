@@ -58,6 +58,7 @@ def receiver() -> Iterator[Receiver]:
     made = Receiver()
     yield made
     made.server.shutdown()
+    made.server.server_close()
 
 
 def settings(dsn: str, **changes: Any) -> Settings:

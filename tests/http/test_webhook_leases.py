@@ -42,7 +42,8 @@ class Tarpit:
         self.socket = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/hooks"
         self.connections: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     def _accept(self) -> None:
         while True:
@@ -53,6 +54,10 @@ class Tarpit:
             self.connections.append(connection)
 
     def close(self) -> None:
+        # Closing alone does not wake a thread blocked in accept(), which would then take
+        # one more connection after the others were closed, and leave it open.
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.accepting.join()
         self.socket.close()
         for connection in self.connections:
             connection.close()
@@ -134,6 +139,7 @@ async def test_two_instances_never_deliver_to_one_subscription_at_once(
             await asyncio.sleep(0.3)
     finally:
         slow.server.shutdown()
+        slow.server.server_close()
     assert slow.most_in_flight == 1
     assert [e["sequence"] for e in slow.events()] == [str(n) for n in range(1, 21)]
 
@@ -201,6 +207,7 @@ async def test_pausing_stops_a_run_of_deliveries_after_the_one_in_flight(hooks: 
         await asyncio.sleep(1.5)  # 20 deliveries take 1 s at 50 ms each
     finally:
         slow.server.shutdown()
+        slow.server.server_close()
     assert len(slow.received) <= paused_at + 1  # the one in flight when paused
     assert (await hooks.get(url)).json()["position"] < 20
 

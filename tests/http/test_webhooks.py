@@ -54,6 +54,7 @@ def receiver() -> Iterator[Receiver]:
     made = Receiver()
     yield made
     made.server.shutdown()
+    made.server.server_close()
 
 
 @pytest.fixture
@@ -162,6 +163,7 @@ async def test_type_and_country_filters_hold(hooks: Client, receiver: Receiver) 
         assert [e["data"]["expelled"] for e in other.events()] == ["BE"]
     finally:
         other.server.shutdown()
+        other.server.server_close()
 
 
 async def test_two_instances_deliver_each_event_once(

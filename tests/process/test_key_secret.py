@@ -62,7 +62,8 @@ def start_up_log(dsn: str, **settings: str) -> list[dict[str, Any]]:
     finally:
         stop(server)
     assert server.stderr is not None
-    lines = server.stderr.read().decode().splitlines()
+    with server.stderr as log:
+        lines = log.read().decode().splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 

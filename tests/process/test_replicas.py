@@ -248,5 +248,6 @@ async def test_two_replicas_share_writes_standings_projector_and_deliveries(
             log = (await survivor.http.get("/v1/events", params={"limit": 100})).json()["items"]
     finally:
         receiver.server.shutdown()
+        receiver.server.server_close()
     assert [event["position"] for event in log] == list(range(1, 20))
     check_deliveries(receiver, log, subscription["secret"])
