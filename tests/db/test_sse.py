@@ -1,0 +1,51 @@
+"""The fan-out behind GET /v1/events/stream, on the database without HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+
+
+async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
+    dsn: str, pool: asyncpg.Pool[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    from service.log.doorbell import Doorbell
+    from service.log.store import LogFilter, append
+    from service.subscribers import fanout as fanning
+    from service.subscribers.event_stream import event_stream
+    from tests.factories import event, stream
+
+    monkeypatch.setattr(fanning, "QUEUE_BATCHES", 1)
+    doorbell = Doorbell(dsn)
+    doorbell.start()
+    fan = fanning.Fanout(pool, doorbell)
+    await fan.start()
+    messages = event_stream(pool, fan, 0, LogFilter(), heartbeat=0.2)
+    try:
+        assert await anext(messages) == b": connected\n\n"
+        first = asyncio.ensure_future(anext(messages))  # subscribes, then waits
+        await asyncio.sleep(0.2)
+        for n in range(1, 6):  # five appends, five fan-out batches, one queue slot
+            async with pool.acquire() as conn:
+                await append(conn, stream(), 0, [event(n)])
+            await asyncio.sleep(0.15)
+        # Nobody consumed meanwhile: the one-batch queue overflowed.
+        assert [sub.behind for sub in fan._followers] == [True]
+        received = [await first]
+        while len(message_ids(received)) < 5:
+            received.append(await asyncio.wait_for(anext(messages), 5))
+    finally:
+        await messages.aclose()
+        await fan.stop()
+        await doorbell.stop()
+    assert message_ids(received) == [1, 2, 3, 4, 5]
+
+
+def message_ids(chunks: list[bytes]) -> list[int]:
+    """The `id:` of every message in the chunks sent (a chunk may hold several)."""
+    lines = b"".join(chunks).split(b"\n")
+    return [int(line.removeprefix(b"id: ")) for line in lines if line.startswith(b"id: ")]

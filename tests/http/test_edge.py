@@ -1,0 +1,42 @@
+"""Live standings remembered at the edge, through the app."""
+
+from __future__ import annotations
+
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import authorised
+from tests.factories import expulsion
+
+
+async def test_remembered_standings_follow_new_appends(dsn: str, admin_key: str) -> None:
+    app = create_app(Settings(database_url=dsn))
+    async with AsyncTestClient(app=app) as client:
+        authorised(client, admin_key)
+        first = await client.post("/v1/incidents", json=expulsion(count=2))
+        position = first.headers["legation-position"]
+        url = "/v1/countries/RU"
+        before = await client.get(url, params={"min_position": position})
+        again = await client.get(url, params={"min_position": position})
+        assert again.content == before.content
+        assert again.headers["etag"] == before.headers["etag"]
+        cors = await client.get(
+            url, params={"min_position": position}, headers={"Origin": "https://example.org"}
+        )
+        assert cors.headers["access-control-allow-origin"] == "*"
+        second = await client.post("/v1/incidents", json=expulsion(count=3))
+        after = await client.get(url, params={"min_position": second.headers["legation-position"]})
+        assert after.json()["expulsions"]["expelled_foreign_diplomats"] == 5
+        assert before.json()["expulsions"]["expelled_foreign_diplomats"] == 2
+        unchanged = await client.get(url, headers={"If-None-Match": after.headers["etag"]})
+        assert unchanged.status_code == 304
+
+
+async def test_a_remembered_read_still_needs_its_key(dsn: str, admin_key: str) -> None:
+    app = create_app(Settings(database_url=dsn, public_reads=False))
+    async with AsyncTestClient(app=app) as client:
+        keyed = {"Authorization": f"Bearer {admin_key}"}
+        for _ in range(2):
+            assert (await client.get("/v1/countries/RU", headers=keyed)).status_code == 200
+        assert (await client.get("/v1/countries/RU")).status_code == 401
