@@ -18,7 +18,7 @@ from alembic import command
 from service.log.database import alembic_config
 from tests.conftest import with_database
 
-SQL = Path(__file__).resolve().parents[1] / "sql"
+SQL = Path(__file__).resolve().parents[2] / "sql"
 
 # Everything CREATE OR REPLACE sets or keeps: the definition (with its SET
 # options), its owner and who may execute it.
