@@ -8,18 +8,14 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import msgspec
 from msgspec import Struct
 
-from service.incidents.actors import actor_code, country_code, region_code
 from service.incidents.catalogue import (
     INCIDENT_TYPES,
-    Expulsion,
     Incident,
     IncidentCorrected,
     IncidentRetracted,
     Report,
-    SanctionsRound,
     Source,
     SourceAdded,
-    TerritorialControl,
     Text,
     corrected_decoder,
     incident_decoder,
@@ -28,6 +24,7 @@ from service.incidents.catalogue import (
     retracted_decoder,
     source_added_decoder,
 )
+from service.incidents.content import actors, validated
 from service.incidents.errors import FieldError, Invalid, invalid
 
 # Refused by decide_correction and decide_retraction, so named beside them too.
@@ -35,13 +32,6 @@ from service.incidents.errors import IncidentAlreadyRetracted as IncidentAlready
 from service.log.envelope import Metadata, NewEvent, RecordedEvent
 
 Status = Literal["active", "retracted"]
-CONTESTED: Final = "contested"
-# The two roles of each kind that name different actors: nobody acts on itself.
-ROLES: Final[dict[type[Struct], tuple[str, str]]] = {
-    Expulsion: ("expelling", "expelled"),
-    SanctionsRound: ("imposing", "target"),
-    TerritorialControl: ("controller", "previous_controller"),
-}
 FIELDS_OF: Final = {
     str(kind.__struct_config__.tag): {"kind", *kind.__struct_fields__} for kind in INCIDENT_TYPES
 }
@@ -214,93 +204,6 @@ def _refuse_self_reference(incident_id: UUID, ids: Iterable[UUID], field: str) -
     if incident_id in ids:
         error = FieldError(field=field, message="an incident cannot refer to itself")
         raise Invalid(f"{field}: {error.message}", errors=[error])
-
-
-def validated(incident: Incident, prefix: str = "") -> Incident:
-    """The incident with canonical codes; Invalid naming every broken rule."""
-    errors: list[FieldError] = []
-    codes = _canonical_roles(incident, prefix, errors)
-    first, second = ROLES[type(incident)]
-    if codes.get(first) is not None and codes.get(first) == codes.get(second):
-        errors.append(FieldError(_path(prefix, second), f"must differ from {first}"))
-    changes: dict[str, Any] = dict(codes)
-    if isinstance(incident, TerritorialControl):
-        changes["place"] = _place(incident, prefix, errors)
-    if isinstance(incident, Expulsion):
-        errors += _expulsion_errors(incident, prefix)
-    if errors:
-        raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
-    return msgspec.structs.replace(incident, **changes)
-
-
-def _canonical_roles(
-    incident: Incident, prefix: str, errors: list[FieldError]
-) -> dict[str, str | None]:
-    codes: dict[str, str | None] = {}
-    for name in ROLES[type(incident)]:
-        value: str | None = getattr(incident, name)
-        if value is None:
-            codes[name] = None
-            continue
-        contested = isinstance(incident, TerritorialControl) and value.lower() == CONTESTED
-        code = CONTESTED if contested else actor_code(value)
-        if code is None:
-            errors.append(FieldError(_path(prefix, name), _NOT_AN_ACTOR))
-        codes[name] = code
-    return codes
-
-
-_NOT_AN_ACTOR = "is not an ISO 3166-1 code, EU, NATO or UN"
-
-
-def _place(incident: TerritorialControl, prefix: str, errors: list[FieldError]) -> Any:
-    place = incident.place
-    country = country_code(place.country)
-    if country is None:
-        errors.append(FieldError(_path(prefix, "place.country"), "is not an ISO 3166-1 country"))
-        return place
-    region = None
-    if place.region is not None:
-        region = region_code(place.region)
-        if region is None or not region.startswith(f"{country}-"):
-            message = f"is not an ISO 3166-2 region of {country}"
-            errors.append(FieldError(_path(prefix, "place.region"), message))
-    return msgspec.structs.replace(place, country=country, region=region or place.region)
-
-
-def _expulsion_errors(incident: Expulsion, prefix: str) -> list[FieldError]:
-    errors = []
-    if incident.count_range is not None:
-        low, high = incident.count_range
-        if not low <= incident.count <= high:
-            message = "must be [low, high] with low <= count <= high"
-            errors.append(FieldError(_path(prefix, "count_range"), message))
-    if incident.deadline is not None and incident.deadline < incident.occurred_on:
-        errors.append(FieldError(_path(prefix, "deadline"), "must not be before occurred_on"))
-    return errors
-
-
-def _path(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def disputed(incident: Incident) -> bool:
-    """Whether sources disagree on the count."""
-    return isinstance(incident, Expulsion) and incident.count_range is not None
-
-
-def actors(incident: Incident) -> tuple[str, ...]:
-    """The actors an incident involves (for the log's country filter), sorted."""
-    if isinstance(incident, Expulsion):
-        return _pair(incident.expelling, incident.expelled)
-    if isinstance(incident, SanctionsRound):
-        return _pair(incident.imposing, incident.target)
-    named = {incident.controller, incident.previous_controller, incident.place.country}
-    return tuple(sorted(code for code in named if code is not None and code != CONTESTED))
-
-
-def _pair(one: str, other: str) -> tuple[str, ...]:
-    return (one, other) if one < other else (other, one)
 
 
 def reported(incident_id: UUID, incident: Incident, version: int, at: datetime) -> IncidentState:

@@ -16,11 +16,11 @@ import asyncpg
 import msgspec
 
 from service.incidents.catalogue import Report, Source, new_event
+from service.incidents.content import actors
 from service.incidents.domain import (
     Correction,
     IncidentState,
     Retraction,
-    actors,
     decide_correction,
     decide_report,
     decide_retraction,

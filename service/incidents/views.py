@@ -7,7 +7,8 @@ from uuid import UUID
 import msgspec
 
 from service.incidents.catalogue import Expulsion, SanctionsRound, TerritorialControl
-from service.incidents.domain import CorrectionNote, IncidentState, RetractionNote, Status, disputed
+from service.incidents.content import disputed
+from service.incidents.domain import CorrectionNote, IncidentState, RetractionNote, Status
 
 # msgspec Structs take fields from one base only, so each view repeats the
 # lifecycle fields after its kind's content.

@@ -4,6 +4,7 @@ from datetime import date, datetime
 from typing import Final
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from msgspec import Struct
 
@@ -51,3 +52,27 @@ _encoder: Final = msgspec.json.Encoder()
 def encode_data(data: Struct) -> msgspec.Raw:
     """Event data as the log stores it."""
     return msgspec.Raw(_encoder.encode(data))
+
+
+# The columns of `events` a RecordedEvent holds, in the order `recorded` reads them.
+EVENT_COLUMNS: Final = (
+    "position, id, stream, version, type, schema_version, occurred_on, recorded_at, data, metadata"
+)
+NO_METADATA: Final = msgspec.Raw(b"{}")
+
+
+def recorded(row: asyncpg.Record) -> RecordedEvent:
+    """The event in a row that starts with EVENT_COLUMNS (metadata may be left out: `{}`)."""
+    metadata = msgspec.Raw(row[9]) if len(row) > 9 else NO_METADATA
+    return RecordedEvent(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        msgspec.Raw(row[8]),
+        metadata,
+    )

@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from service.log.envelope import NewEvent, RecordedEvent
+from service.log.envelope import EVENT_COLUMNS, NewEvent, RecordedEvent, recorded
 
 NOTIFY_CHANNEL = "legation_events"
 
@@ -157,18 +157,8 @@ async def append(
     return result
 
 
-_COLUMNS = (
-    "position, id, stream, version, type, schema_version, occurred_on, recorded_at, data, metadata"
-)
-
-
 def _recorded(rows: list[asyncpg.Record]) -> list[RecordedEvent]:
-    return [
-        RecordedEvent(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), msgspec.Raw(r[9])
-        )
-        for r in rows
-    ]
+    return [recorded(row) for row in rows]
 
 
 async def read_stream(
@@ -176,7 +166,7 @@ async def read_stream(
 ) -> list[RecordedEvent]:
     """The stream's events, oldest first (up to `up_to_version` when given)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM events WHERE stream = $1 AND version <= $2 ORDER BY version",
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = $1 AND version <= $2 ORDER BY version",
         stream,
         up_to_version if up_to_version is not None else 2**31 - 1,
     )
@@ -185,7 +175,7 @@ async def read_stream(
 
 async def find_event(conn: Connection, event_id: UUID) -> RecordedEvent | None:
     """The event stored with this id, if any (an idempotent retry finds its first answer)."""
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM events WHERE id = $1", event_id)
+    rows = await conn.fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = $1", event_id)
     return _recorded(rows)[0] if rows else None
 
 
@@ -202,7 +192,7 @@ async def read_all(
     """Up to `limit` events with position > `after`, in position order."""
     filters = filters or LogFilter()
     rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM events
+        f"""SELECT {EVENT_COLUMNS} FROM events
              WHERE position > $1
                AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
                AND (cardinality($4::text[]) = 0 OR countries && $4::text[])

@@ -10,7 +10,8 @@ from uuid import UUID
 
 import msgspec
 
-from service.incidents.domain import IncidentState, actors, stream_name
+from service.incidents.content import actors
+from service.incidents.domain import IncidentState, stream_name
 from service.projections import copy_binary
 from service.projections.copy_binary import REPEATED
 from service.projections.versions import KIND_FIELDS, Transition

@@ -11,10 +11,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
 from service.incidents.domain import IncidentState, evolve
-from service.log.envelope import RecordedEvent
+from service.log.envelope import RecordedEvent, recorded
 from service.log.store import head_position
 from service.projections import incident_list as incidents
 from service.projections import versions
@@ -38,7 +36,6 @@ FOLD_READ: Final = """
 SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at, data
   FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
 """
-NO_METADATA: Final = msgspec.Raw(b"{}")
 
 
 class Fold:
@@ -90,12 +87,7 @@ class Fold:
 async def _read(conn: asyncpg.Connection[Any], after: int, head: int) -> list[RecordedEvent]:
     """The next page of events up to the head, as the fold reads them."""
     rows = await conn.fetch(FOLD_READ, after, head, FOLD_PAGE)
-    return [
-        RecordedEvent(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), NO_METADATA
-        )
-        for r in rows
-    ]
+    return [recorded(row) for row in rows]  # without metadata, which no read model needs
 
 
 async def fold_into(

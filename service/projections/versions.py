@@ -22,7 +22,8 @@ from service.incidents.catalogue import (
     SanctionsRound,
     TerritorialControl,
 )
-from service.incidents.domain import IncidentState, actors, stream_name
+from service.incidents.content import actors
+from service.incidents.domain import IncidentState, stream_name
 from service.log.envelope import RecordedEvent
 from service.projections import copy_binary
 from service.projections.copy_binary import NULL, REPEATED

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from service.log.doorbell import Doorbell, cancel
-from service.log.envelope import RecordedEvent
+from service.log.envelope import EVENT_COLUMNS, RecordedEvent, recorded
 from service.log.store import LogFilter, head_position
 
 if TYPE_CHECKING:
@@ -32,10 +32,8 @@ PAGE: Final = 1000
 QUEUE_BATCHES: Final = 256
 HEARTBEAT: Final = b": heartbeat\n\n"
 
-READ = """
-SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at,
-       data, metadata, countries
-  FROM events WHERE position > $1 ORDER BY position LIMIT $2
+READ = f"""
+SELECT {EVENT_COLUMNS}, countries FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
 
 
@@ -67,11 +65,9 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
     """Events after `after` with their countries."""
     rows = await conn.fetch(READ, after, limit)
     live = []
-    for r in rows:
-        event = RecordedEvent(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], msgspec.Raw(r[8]), msgspec.Raw(r[9])
-        )
-        live.append(LiveEvent(event, tuple(r[10]), sse_frame(event)))
+    for row in rows:
+        event = recorded(row)
+        live.append(LiveEvent(event, tuple(row[10]), sse_frame(event)))
     return live
 
 

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.incidents.catalogue import Report, new_event
+from service.incidents.content import actors
 from service.incidents.domain import (
     Correction,
     IncidentAlreadyRetracted,
     Retraction,
-    actors,
     decide_correction,
     decide_report,
     decide_retraction,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-PURE = ("service.incidents.domain", "service.incidents.catalogue")
+PURE = ("service.incidents.domain", "service.incidents.catalogue", "service.incidents.content")
 IO_PACKAGES = ("asyncpg", "litestar", "httpx", "uvicorn", "alembic", "sqlalchemy", "psycopg")
 IO_MODULES = (
     "service.http",

@@ -16,17 +16,16 @@ from service.incidents.catalogue import (
     Source,
     TerritorialControl,
 )
+from service.incidents.content import actors, disputed
 from service.incidents.domain import (
     Correction,
     IncidentAlreadyRetracted,
     IncidentState,
     Retraction,
-    actors,
     decide_correction,
     decide_report,
     decide_retraction,
     decide_source,
-    disputed,
     evolve,
     fold,
     keyed_event_id,
