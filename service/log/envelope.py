@@ -1,12 +1,14 @@
 """The envelope every event travels in: as appended, as recorded, and who appended it."""
 
 from datetime import date, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
-import asyncpg
 import msgspec
 from msgspec import Struct
+
+if TYPE_CHECKING:  # the envelope travels through the pure domain: no driver imported
+    import asyncpg
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +63,7 @@ EVENT_COLUMNS: Final = (
 NO_METADATA: Final = msgspec.Raw(b"{}")
 
 
-def recorded(row: asyncpg.Record) -> RecordedEvent:
+def recorded(row: "asyncpg.Record") -> RecordedEvent:
     """The event in a row that starts with EVENT_COLUMNS (metadata may be left out: `{}`)."""
     metadata = msgspec.Raw(row[9]) if len(row) > 9 else NO_METADATA
     return RecordedEvent(
