@@ -273,6 +273,12 @@ async def _measure(server: Server, head: int, clients: int, appends: int) -> Out
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    latencies, missed = _latencies(subscribers, sent)
+    return Outcome(latencies, missed, rss, connect_s, drain_s)
+
+
+def _latencies(subscribers: list[Client], sent: dict[int, float]) -> tuple[list[float], int]:
+    """Append-to-receipt milliseconds of every delivery, and how many never arrived."""
     latencies, missed = [], 0
     for client in subscribers:
         for position, at in sent.items():
@@ -281,7 +287,7 @@ async def _measure(server: Server, head: int, clients: int, appends: int) -> Out
                 missed += 1
             else:
                 latencies.append((got - at) * 1000)
-    return Outcome(latencies, missed, rss, connect_s, drain_s)
+    return latencies, missed
 
 
 # --- Webhooks ---------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
 
 from service.config import Settings
 from service.http.auth import Authorizer, KeyCache
@@ -36,71 +37,18 @@ def create_app(settings: Settings) -> Litestar:
     """An app serving the log in `settings.database_url` (which must be set)."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url; `legation serve` provides one")
-    dsn = settings.database_url
     metrics = Metrics()
     # One byte-bounded store of answers for the edge and the standings handlers alike.
     answers = AnswerCache(settings.cache_bytes)
     keys = KeyCache(settings.key_secret)
     streams = StreamSlots(settings.max_streams, settings.max_streams_per_address)
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
-        keys.use(pool)
-        appends, doorbell = GroupCommit(pool, on_appended=metrics.count_appended), Doorbell(dsn)
-        projector = Projector(
-            pool, dsn, doorbell, projects=settings.projector == "inline", on_moved=answers.advance
-        )
-        fanout = Fanout(pool, doorbell)
-        await projector.refresh()  # never answer standings at position 0 after a restart
-        for worker in (appends, doorbell, projector):
-            worker.start()
-        await fanout.start()
-        await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
-        deliverer = Deliverer(pool, doorbell, settings)
-        deliverer.start()
-        rebuilds = RebuildWatch(pool, doorbell, answers)
-        rebuilds.start()
-        app.state.update(
-            pool=pool,
-            appends=appends,
-            doorbell=doorbell,
-            read_models=ReadModels(projector, pool, settings.read_wait_seconds),
-            fanout=fanout,
-            deliverer=deliverer,
-            migration_heads=head_revisions(),
-        )
-        # What start-up made (modules, the app, the catalogue) lives as long as the
-        # process: moved out of the collector's sight, a full collection walks ~6 ms
-        # of objects instead of ~125 ms (profiled under batch ingest).
-        gc.freeze()
-        try:
-            yield
-        finally:
-            await rebuilds.stop()
-            await deliverer.stop()
-            await fanout.stop()
-            await projector.stop()
-            await doorbell.stop()
-            await appends.stop()
-            await pool.close()
-
-    handlers = [
-        *incidents.ROUTES,
-        batch_route(settings.max_batch_bytes),
-        *stream.ROUTES,
-        *subscriptions.ROUTES,
-        *events.ROUTES,
-        *standings.ROUTES,
-        *health.ROUTES,
-    ]
+    made = {"settings": settings, "metrics": metrics, "answers": answers, "streams": streams}
+    handlers = _routes(settings)
     app = Litestar(
         # The OPTIONS answers come first so that Litestar does not make its own.
         route_handlers=[*allow_handlers(handlers), *handlers],
-        lifespan=[lifespan],
-        state=State(
-            {"settings": settings, "metrics": metrics, "answers": answers, "streams": streams}
-        ),
+        lifespan=[_running],
+        state=State({**made, "api_keys": keys}),
         dependencies=DEPENDENCIES,
         exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
         middleware=[Edge(settings, metrics, answers)],
@@ -118,3 +66,59 @@ def create_app(settings: Settings) -> Litestar:
     )
     refine(app)
     return app
+
+
+def _routes(settings: Settings) -> list[HTTPRouteHandler]:
+    return [
+        *incidents.ROUTES,
+        batch_route(settings.max_batch_bytes),
+        *stream.ROUTES,
+        *subscriptions.ROUTES,
+        *events.ROUTES,
+        *standings.ROUTES,
+        *health.ROUTES,
+    ]
+
+
+@asynccontextmanager
+async def _running(app: Litestar) -> AsyncIterator[None]:
+    """What needs the database, started in order and stopped in reverse when the app stops."""
+    state = app.state
+    settings: Settings = state.settings
+    dsn = settings.database_url
+    assert dsn is not None  # create_app refuses settings without one
+    async with AsyncExitStack() as started:
+        pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
+        started.push_async_callback(pool.close)
+        state.api_keys.use(pool)
+        appends = GroupCommit(pool, on_appended=state.metrics.count_appended)
+        doorbell = Doorbell(dsn)
+        inline = settings.projector == "inline"
+        projector = Projector(pool, dsn, doorbell, projects=inline, on_moved=state.answers.advance)
+        fanout = Fanout(pool, doorbell)
+        await projector.refresh()  # never answer standings at position 0 after a restart
+        for worker in (appends, doorbell, projector):
+            worker.start()
+            started.push_async_callback(worker.stop)
+        await fanout.start()
+        started.push_async_callback(fanout.stop)
+        await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
+        deliverer = Deliverer(pool, doorbell, settings)
+        rebuilds = RebuildWatch(pool, doorbell, state.answers)
+        for follower in (deliverer, rebuilds):
+            follower.start()
+            started.push_async_callback(follower.stop)
+        state.update(
+            pool=pool,
+            appends=appends,
+            doorbell=doorbell,
+            read_models=ReadModels(projector, pool, settings.read_wait_seconds),
+            fanout=fanout,
+            deliverer=deliverer,
+            migration_heads=head_revisions(),
+        )
+        # What start-up made (modules, the app, the catalogue) lives as long as the
+        # process: moved out of the collector's sight, a full collection walks ~6 ms
+        # of objects instead of ~125 ms (profiled under batch ingest).
+        gc.freeze()
+        yield

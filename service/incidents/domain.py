@@ -254,9 +254,9 @@ def source_added(
     return msgspec.structs.replace(state, incident=incident, version=version, updated_at=at)
 
 
-Transition = Callable[[IncidentState, Any, int, datetime], IncidentState]
+Evolve = Callable[[IncidentState, Any, int, datetime], IncidentState]
 # What each event of an existing incident does to it, with the decoder of its data.
-TRANSITIONS: Final[dict[str, tuple[Transition, msgspec.json.Decoder[Any]]]] = {
+TRANSITIONS: Final[dict[str, tuple[Evolve, msgspec.json.Decoder[Any]]]] = {
     "incident.corrected": (corrected, corrected_decoder),
     "incident.retracted": (retracted, retracted_decoder),
     "incident.source_added": (source_added, source_added_decoder),

@@ -10,9 +10,9 @@ The format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.
 
 from __future__ import annotations
 
+import datetime
 import struct
 from collections.abc import AsyncIterator, Sequence
-from datetime import date as Date
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
@@ -28,7 +28,7 @@ UUID_OID: Final = 2950
 _length = struct.Struct(">i").pack
 _int4 = struct.Struct(">ii").pack
 _dimension = struct.Struct(">iiiii").pack
-_EPOCH: Final = Date(2000, 1, 1).toordinal()  # PostgreSQL counts days from here
+_EPOCH: Final = datetime.date(2000, 1, 1).toordinal()  # PostgreSQL counts days from here
 UUID_LENGTH: Final = _length(16)
 
 
@@ -67,17 +67,17 @@ def jsonb(value: bytes) -> bytes:
     return _length(len(value) + 1) + b"\x01" + value
 
 
-class Repeated(dict[str | tuple[str, ...] | Date, bytes]):
+class Repeated(dict[str | tuple[str, ...] | datetime.date, bytes]):
     """Values that recur row after row, each encoded once: a hit is a plain dict lookup.
 
     Kinds, statuses and actor codes (text), sets of actor codes (text[]), and
     the days incidents occur on (date): as many as the log has distinct ones.
     """
 
-    def __missing__(self, key: str | tuple[str, ...] | Date) -> bytes:
+    def __missing__(self, key: str | tuple[str, ...] | datetime.date) -> bytes:
         if isinstance(key, str):
             encoded = text(key)
-        elif isinstance(key, Date):
+        elif isinstance(key, datetime.date):
             encoded = _int4(4, key.toordinal() - _EPOCH)
         else:
             encoded = _array(TEXT_OID, [text(value) for value in key])

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from service.http.routes.batch import CHUNK_LINES
+from service.incidents.batch_handler import CHUNK_LINES
 from service.incidents.batches import MAX_LINES
 from tests.factories import expulsion, sanctions_round, territorial_control
 

@@ -1,8 +1,5 @@
 """POST /v1/incidents:batch: many reports as NDJSON, appended all or nothing."""
 
-import asyncio
-from collections.abc import Callable, Iterator
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
@@ -13,30 +10,24 @@ from litestar.handlers import HTTPRouteHandler
 
 from service.http.bodies import UnsupportedMediaType
 from service.http.headers import POSITION
-from service.http.problems import Conflict, FieldError, InvalidInput
+from service.http.problems import Conflict, InvalidInput
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.routes.incidents import IdempotencyKey, metadata
-from service.incidents.batches import (
-    MAX_LINES,
-    ParsedLine,
-    ReportLine,
-    numbered_lines,
-    prepared_line,
+from service.incidents.batch_handler import (
+    BatchRefused,
+    LineOutcome,
+    Parser,
+    append_batch,
+    too_many_lines,
 )
-from service.log.envelope import Metadata
-from service.log.store import Appended, AppendRefused, EventIdReused, append_many
+from service.incidents.batches import MAX_LINES
+from service.log.store import Appended, EventIdReused
 from service.ops.metrics import Metrics
 
 NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/ndjson")
-_MAX_ERRORS = 100
-# Lines parsed while the previous chunk is being appended. 250 and 125 measured
-# alike; one chunk per batch (no overlap) was 5-20 % slower when the projector runs
-# in another process, and about even when it shares this one.
-CHUNK_LINES: Final = 250
-
 if TYPE_CHECKING:
-    from service.log.store import Connection
+    pass
 
 
 class BatchItem(msgspec.Struct, frozen=True, gc=False):  # one per line: left to refcounting
@@ -55,60 +46,6 @@ class BatchResult(msgspec.Struct, frozen=True):
     last_position: int
 
 
-def _refuse(errors: list[FieldError]) -> InvalidInput:
-    errors.sort(key=lambda error: error.line or 0)
-    first = errors[0]
-    detail = f"line {first.line}: {first.field}: {first.message} (nothing was appended)"
-    return InvalidInput(detail, errors=errors[:_MAX_ERRORS])
-
-
-class BatchRefused(Exception):
-    """A line's append was refused, so the whole batch is rolled back."""
-
-    def __init__(self, line: ReportLine, refusal: AppendRefused) -> None:
-        super().__init__(str(refusal))
-        self.line, self.refusal = line, refusal
-
-
-Outcome = tuple[ReportLine, Appended | AppendRefused]
-
-
-class Parser:
-    """Turns a batch's lines into appends, keeping every error and the ids seen so far."""
-
-    def __init__(
-        self, idempotency_key: str | None, meta_of: Callable[[str | None], Metadata]
-    ) -> None:
-        self.key, self.meta_of = idempotency_key, meta_of
-        self.errors: list[FieldError] = []
-        self.seen: dict[UUID, int] = {}
-
-    def parse(self, numbered: list[tuple[int, bytes]]) -> list[ReportLine]:
-        """The appends of these lines (the bad ones are left out and noted in `errors`)."""
-        if numbered and numbered[-1][0] > MAX_LINES:  # a last line without its newline
-            raise too_many_lines()
-        ready = []
-        for number, raw in numbered:
-            line = prepared_line(number, raw, self._meta)
-            if isinstance(line, list):
-                self.errors += line
-            elif (first := self.seen.setdefault(line.incident_id, number)) != number:
-                message = f"repeats the incident id of line {first}"
-                self.errors.append(FieldError(field="id", message=message, line=number))
-            else:
-                ready.append(line)
-        return ready
-
-    def _meta(self, parsed: ParsedLine) -> Metadata:
-        line_key = f"{self.key}#{parsed.line}" if self.key else None
-        return self.meta_of(line_key)
-
-
-def too_many_lines() -> InvalidInput:
-    """The 422 for a batch past MAX_LINES lines."""
-    return InvalidInput(f"a batch holds at most {MAX_LINES} lines, blank ones included; split it")
-
-
 async def read_lines(request: Request[Any, Any, Any]) -> bytes:
     """The body, refused as soon as it holds more than MAX_LINES lines.
 
@@ -122,64 +59,6 @@ async def read_lines(request: Request[Any, Any, Any]) -> bytes:
             raise too_many_lines()
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _chunks(body: bytes) -> Iterator[list[tuple[int, bytes]]]:
-    lines = numbered_lines(body)
-    while chunk := list(islice(lines, CHUNK_LINES)):
-        yield chunk
-
-
-async def _append(conn: "Connection", lines: list[ReportLine]) -> list[Outcome]:
-    outcomes = await append_many(conn, [line.request for line in lines])
-    return list(zip(lines, outcomes, strict=True))
-
-
-async def append_batch(conn: "Connection", body: bytes, parser: Parser) -> list[Outcome]:
-    """Parse and append every line in one transaction, or none of them.
-
-    Lines are parsed a chunk at a time while the previous chunk is being appended:
-    the database and this process work at once instead of in turn. Once a line is
-    bad or refused nothing more is sent, but every line is still read, so that the
-    answer names every bad line.
-    """
-    outcomes: list[Outcome] = []
-    writing: asyncio.Task[list[Outcome]] | None = None
-    refused = False
-    async with conn.transaction():
-        try:
-            for chunk in _chunks(body):
-                lines = parser.parse(chunk)
-                if writing is not None:
-                    written = await writing
-                    outcomes += written
-                    writing = None
-                    refused = refused or _any_refused(written)
-                if lines and not parser.errors and not refused:
-                    writing = asyncio.create_task(_append(conn, lines))
-                    await asyncio.sleep(0)  # the task sends its statement before parsing goes on
-            if writing is not None:
-                outcomes += await writing
-        finally:
-            if writing is not None and not writing.done():
-                await asyncio.wait([writing])  # the connection is free only after it
-        _refuse_any(outcomes, parser)
-    return outcomes
-
-
-def _any_refused(outcomes: list[Outcome]) -> bool:
-    return any(isinstance(outcome, AppendRefused) for _, outcome in outcomes)
-
-
-def _refuse_any(outcomes: list[Outcome], parser: Parser) -> None:
-    """Roll the batch back (by raising) if a line is bad or the log refused one."""
-    if parser.errors:
-        raise _refuse(parser.errors)
-    if not outcomes:
-        raise InvalidInput("the batch holds no reports")
-    for line, outcome in outcomes:
-        if isinstance(outcome, AppendRefused):
-            raise BatchRefused(line, outcome)
 
 
 def _conflict(refused: BatchRefused, idempotency_key: str | None) -> Exception:
@@ -232,7 +111,7 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
     return report_batch
 
 
-def _result(appended: list[Outcome]) -> BatchResult:
+def _result(appended: list[LineOutcome]) -> BatchResult:
     items = [
         BatchItem(line.line, line.incident_id, outcome.positions[-1], outcome.duplicate)
         for line, outcome in appended

@@ -86,7 +86,14 @@ async def metrics(
     """Requests, latencies, appends, projector lag, webhook deliveries and SSE clients."""
     async with pool.acquire() as conn:
         head, projected = await head_position(conn), await checkpoint(conn)
-    gauges = {
+    text = render(metrics, _gauges(metrics, deliverer, fanout, head, projected))
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _gauges(
+    metrics: Metrics, deliverer: Deliverer, fanout: Fanout, head: int, projected: int
+) -> dict[str, tuple[str, int]]:
+    return {
         "legation_events_appended_total": (
             "counter events this process appended",
             metrics.appended,
@@ -106,7 +113,6 @@ async def metrics(
         ),
         "legation_sse_clients": ("gauge connected event stream clients", fanout.clients),
     }
-    return Response(render(metrics, gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 ROUTES = [health, ready, metrics]
