@@ -14,22 +14,22 @@ from service.http.auth import Authorizer, KeyCache
 from service.http.consistency import ReadModels
 from service.http.domain_problems import DOMAIN_PROBLEMS
 from service.http.edge import Edge
+from service.http.metrics import Metrics
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
 from service.http.resources import DEPENDENCIES
 from service.http.routes import events, health, incidents, standings, stream, subscriptions
 from service.http.routes.batch import batch_route
 from service.http.routes.options import allow_handlers
+from service.http.stream_limits import StreamSlots
 from service.log.database import create_pool, head_revisions
 from service.log.doorbell import Doorbell
 from service.log.group_commit import GroupCommit
-from service.ops.metrics import Metrics
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector
 from service.projections.rebuild_watch import RebuildWatch
 from service.subscribers.fanout import Fanout
 from service.subscribers.sealing import seal_clear_secrets
-from service.subscribers.stream_limits import StreamSlots
 from service.subscribers.webhooks import Deliverer
 
 

@@ -23,10 +23,10 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 from service.config import Settings
 from service.http import rate_limits, request_ids
+from service.http.metrics import Metrics
 from service.http.route_meta import meta_of
-from service.ops.metrics import Metrics
+from service.http.stream_limits import SERVER_SEND
 from service.projections.answer_cache import AnswerCache, Remembered
-from service.subscribers.stream_limits import SERVER_SEND
 
 access_log = logging.getLogger("legation.access")
 _encoder = msgspec.json.Encoder()

@@ -7,6 +7,7 @@ that stops reading is dropped after the stall time (it resumes with Last-Event-I
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import types
 from collections.abc import AsyncGenerator, Awaitable, Coroutine, Generator
@@ -18,9 +19,23 @@ from litestar.types import HTTPResponseBodyEvent, Send
 from service.config import Settings
 from service.log.store import LogFilter
 from service.subscribers.fanout import Fanout, Follower, LiveBatch, read_live
-from service.subscribers.stream_limits import within
 
 CONNECTED: Final = b": connected\n\n"
+
+
+class Stalled(Exception):
+    """The client read nothing for the stall time while a send waited for it."""
+
+
+async def within(seconds: float, sending: Awaitable[None]) -> None:
+    """Await a send; Stalled when the client has not taken it within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            await sending
+    except TimeoutError:
+        raise Stalled from None
+
+
 CATCH_UP_PAGE: Final = 100
 
 

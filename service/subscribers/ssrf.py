@@ -25,7 +25,7 @@ from typing import Final
 import httpx
 import msgspec
 
-from service.http.problems import FieldError, InvalidInput
+from service.incidents.errors import FieldError, Invalid
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _v4, _v6 = ipaddress.IPv4Network, ipaddress.IPv6Network
@@ -65,7 +65,7 @@ IPV4_IN_LAST_32: Final = tuple(
 )
 
 
-class UnsafeUrl(InvalidInput):
+class UnsafeUrl(Invalid):
     """A webhook URL that is not http(s) or reaches a non-public address."""
 
 

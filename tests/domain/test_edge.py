@@ -8,8 +8,8 @@ import pytest
 
 from service.config import Settings
 from service.http.edge import Edge
+from service.http.metrics import Metrics
 from service.http.route_meta import route_meta
-from service.ops.metrics import Metrics
 from service.projections.answer_cache import AnswerCache
 
 

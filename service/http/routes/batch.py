@@ -10,6 +10,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from service.http.bodies import UnsupportedMediaType
 from service.http.headers import POSITION
+from service.http.metrics import Metrics
 from service.http.problems import Conflict, InvalidInput
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
@@ -23,7 +24,6 @@ from service.incidents.batch_handler import (
 )
 from service.incidents.batches import MAX_LINES
 from service.log.store import Appended, EventIdReused
-from service.ops.metrics import Metrics
 
 NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/ndjson")
 if TYPE_CHECKING:

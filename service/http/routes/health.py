@@ -10,11 +10,11 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from service.http.metrics import Metrics, render
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.log.database import applied_revisions
 from service.log.store import head_position
-from service.ops.metrics import Metrics, render
 from service.projections.projector import checkpoint
 from service.subscribers.fanout import Fanout
 from service.subscribers.webhooks import Deliverer

@@ -23,9 +23,9 @@ from service.http.rate_limits import client_address
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.routes.events import _split, log_filter
-from service.subscribers.event_stream import follow
+from service.http.stream_limits import StreamSlots, abort_of, refuse
+from service.subscribers.event_stream import Stalled, follow
 from service.subscribers.fanout import Fanout
-from service.subscribers.stream_limits import Stalled, StreamSlots, abort_of, refuse
 
 EVENT_STREAM: Final = "text/event-stream"
 Follow = Callable[[Send], Coroutine[Any, Any, None]]

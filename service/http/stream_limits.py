@@ -4,13 +4,13 @@ Every open stream holds a socket, its buffers and a task: past `max_streams` in 
 `max_streams_per_address` from one client address (the address the rate limits count
 by, forwarded only by a trusted proxy) a new one is refused. A client that reads
 nothing while the server has something to send is dropped after
-`stream_stall_seconds`; it resumes with Last-Event-ID.
+`stream_stall_seconds` (service/subscribers/event_stream.py raises Stalled), at once
+where the server can abort the connection; it resumes with Last-Event-ID.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import msgspec
@@ -22,10 +22,6 @@ from service.http.rate_limits import TooManyRequests
 RETRY_AFTER: Final = 10  # seconds; a slot frees when any client leaves
 SERVER_SEND: Final = "legation_server_send"  # the scope key of the server's own send
 _encoder = msgspec.json.Encoder()
-
-
-class Stalled(Exception):
-    """The client read nothing for the stall time while a send waited for it."""
 
 
 class StreamSlots:
@@ -58,15 +54,6 @@ class StreamSlots:
         left = self._by_address.pop(address) - 1
         if left:
             self._by_address[address] = left
-
-
-async def within(seconds: float, sending: Awaitable[None]) -> None:
-    """Await a send; Stalled when the client has not taken it within `seconds`."""
-    try:
-        async with asyncio.timeout(seconds):
-            await sending
-    except TimeoutError:
-        raise Stalled from None
 
 
 async def refuse(send: Send, problem: Problem) -> None:
