@@ -96,6 +96,7 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
         inline = settings.projector == "inline"
         projector = Projector(pool, dsn, doorbell, projects=inline, on_moved=state.answers.advance)
         fanout = Fanout(pool, doorbell)
+        state.answers.restart()  # the log may be another (or rebuilt) since the app last ran
         await projector.refresh()  # never answer standings at position 0 after a restart
         for worker in (appends, doorbell, projector):
             worker.start()

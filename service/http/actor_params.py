@@ -3,11 +3,11 @@
 from collections.abc import Iterable
 
 from service.http.problems import FieldError, InvalidInput
-from service.incidents.actors import NotAnActor, canonical_actor
+from service.incidents.actors import NOT_AN_ACTOR, NotAnActor, canonical_actor
 
 # Path and query parameters name the codes they take; the log's filters, which
 # take several, quote the one that is wrong instead.
-TAKES = "is not an ISO 3166-1 code, EU, NATO or UN"
+TAKES = NOT_AN_ACTOR
 
 
 def not_an_actor(error: NotAnActor, field: str, *, quoted: bool = False) -> FieldError:

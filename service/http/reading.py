@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
 from litestar import Request, Response
-from litestar.di import NamedDependency, Provide
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.params import HeaderParameter, QueryParameter
 
 from service.http.consistency import MinPosition, ReadModels
@@ -118,23 +119,24 @@ class Reading:
         return cast(Response[T], answer)
 
 
-# The parameters in the order the routes have always documented them.
+# The parameters in the order the routes have always documented them. The resources come
+# from the state, not as dependencies: two or more are resolved in a task group per request.
 def _read(
     request: Request[Any, Any, Any],
-    read_models: NamedDependency[ReadModels],
-    answers: NamedDependency[AnswerCache],
+    state: State,
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
     if_none_match: IfNoneMatch = None,
 ) -> Reading:
-    return Reading(request, read_models, answers, as_of, known_at, min_position, if_none_match)
+    return Reading(
+        request, state.read_models, state.answers, as_of, known_at, min_position, if_none_match
+    )
 
 
 def _read_page(
     request: Request[Any, Any, Any],
-    read_models: NamedDependency[ReadModels],
-    answers: NamedDependency[AnswerCache],
+    state: State,
     as_of: AsOf = None,
     known_at: KnownAt = None,
     min_position: MinPosition = None,
@@ -143,7 +145,15 @@ def _read_page(
     if_none_match: IfNoneMatch = None,
 ) -> Reading:
     return Reading(
-        request, read_models, answers, as_of, known_at, min_position, if_none_match, limit, cursor
+        request,
+        state.read_models,
+        state.answers,
+        as_of,
+        known_at,
+        min_position,
+        if_none_match,
+        limit,
+        cursor,
     )
 
 

@@ -3,6 +3,9 @@
 A route names what it uses (`pool: NamedDependency[Pool]`, `appends: ...`), so its
 signature says which resources it touches. `create_app` puts the ones it can make
 at once in the app's state; the lifespan adds those that need the database.
+
+The hot routes name one each: Litestar resolves two or more dependencies of a
+request in a task group of their own, which cost POST /v1/incidents ~15 % (measured).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ def route_meta(
     remember: bool = False,
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
+    if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
+        raise ValueError(f"no key scope {scope!r}; one of {', '.join(SCOPES)}")
     return {
         _KEY: RouteMeta(
             scope=scope, problems=problems, body=body, ndjson_body=ndjson_body, remember=remember

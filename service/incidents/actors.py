@@ -37,6 +37,9 @@ def actor_code(value: str) -> str | None:
     return _ALIASES.get(value.strip().upper())
 
 
+NOT_AN_ACTOR: Final = "is not an ISO 3166-1 code, EU, NATO or UN"  # what a field holding one says
+
+
 class NotAnActor(ValueError):
     """A code that names no actor: not ISO 3166-1, EU, NATO or UN."""
 

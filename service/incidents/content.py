@@ -8,7 +8,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import Struct
 
-from service.incidents.actors import actor_code, country_code, region_code
+from service.incidents.actors import NOT_AN_ACTOR, actor_code, country_code, region_code
 from service.incidents.catalogue import Expulsion, Incident, SanctionsRound, TerritorialControl
 from service.incidents.errors import FieldError, Invalid
 
@@ -50,12 +50,9 @@ def _canonical_roles(
         contested = isinstance(incident, TerritorialControl) and value.lower() == CONTESTED
         code = CONTESTED if contested else actor_code(value)
         if code is None:
-            errors.append(FieldError(_path(prefix, name), _NOT_AN_ACTOR))
+            errors.append(FieldError(_path(prefix, name), NOT_AN_ACTOR))
         codes[name] = code
     return codes
-
-
-_NOT_AN_ACTOR = "is not an ISO 3166-1 code, EU, NATO or UN"
 
 
 def _place(incident: TerritorialControl, prefix: str, errors: list[FieldError]) -> Any:

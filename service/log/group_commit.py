@@ -33,7 +33,7 @@ class GroupCommit:
         max_group: int = 500,
         on_appended: Callable[[int], None] = lambda events: None,
     ) -> None:
-        self._pool = pool
+        self.pool = pool  # also where the appenders read the streams they decide on
         self._on_appended = on_appended
         self._max_group = max_group
         self._queue: list[_Waiting] = []
@@ -84,7 +84,7 @@ class GroupCommit:
 
     async def _write(self, group: list[_Waiting]) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 outcomes = await append_many(conn, [request for request, _ in group])
         except Exception as exc:
             if len(group) > 1:

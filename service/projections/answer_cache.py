@@ -124,6 +124,11 @@ class AnswerCache:
             for key in self._live.pop(left):
                 self._drop(key)
 
+    def restart(self) -> None:
+        """Forget every answer and position: the app starts (again) on a log of its own."""
+        self.clear()
+        self._head = 0
+
     def clear(self) -> None:
         """Forget every answer (after a rebuild every position may answer differently)."""
         self._entries.clear()

@@ -89,14 +89,13 @@ def incident_response(
 )
 async def report_incident(
     request: Request[Any, Any, Any],
-    pool: NamedDependency[Pool],
     appends: NamedDependency[GroupCommit],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[IncidentView]:
     """Append a new incident; a retry (same Idempotency-Key or id, same body) changes nothing."""
     report = await json_body(request, report_decoder)
     meta = metadata(request, idempotency_key)
-    done = await handlers.report(pool, appends, report, meta)
+    done = await handlers.report(appends.pool, appends, report, meta)
     return incident_response(done.state, done.position, 201, location=True)
 
 
@@ -130,7 +129,6 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
 
     async def handler(
         request: Request[Any, Any, Any],
-        pool: NamedDependency[Pool],
         appends: NamedDependency[GroupCommit],
         incident_id: FromPath[UUID],
         if_match: IfMatch = None,
@@ -141,7 +139,7 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         if idempotency_key is not None:
             meta = msgspec.structs.replace(meta, request_hash=await request_hash(request))
         expected = if_match_versions(if_match)
-        done = await command.handle(pool, appends, incident_id, body, meta, expected)
+        done = await command.handle(appends.pool, appends, incident_id, body, meta, expected)
         return incident_response(done.state, done.position)
 
     handler.__name__ = handler.__qualname__ = command.name
