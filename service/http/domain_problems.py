@@ -1,4 +1,4 @@
-"""The incident domain's refusals (service/incidents/errors.py) answered as problem details."""
+"""The domain's refusals (service/incidents/errors.py, a subscription cap) as problem details."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,9 +23,16 @@ from service.incidents.errors import (
     KeptChanging,
     StreamChanged,
 )
+from service.subscribers.subscriptions import SubscriptionsFull
 
 E = TypeVar("E", bound=Exception)
 Handler = Callable[[Request[Any, Any, Any], Any], Response[ProblemDetails]]
+
+
+class SubscriptionLimit(Problem):
+    """The key already holds as many subscriptions as it may."""
+
+    status, slug, title = 409, "subscription-limit", "The key holds its maximum of subscriptions"
 
 
 class Retracted(Conflict):
@@ -65,4 +72,5 @@ DOMAIN_PROBLEMS: dict[type[Exception] | int, Handler] = {
     StreamChanged: _answer(_stale),
     IncidentAlreadyRetracted: _answer(lambda exc: Retracted(str(exc))),
     KeptChanging: _answer(lambda exc: Conflict(str(exc))),
+    SubscriptionsFull: _answer(lambda exc: SubscriptionLimit(str(exc))),
 }

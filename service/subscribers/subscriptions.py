@@ -21,11 +21,14 @@ OWNER_LOCK: Final = 1_937_072_755
 
 
 class SubscriptionsFull(Exception):
-    """The key already holds `held` subscriptions, its cap."""
+    """The key `owner` already holds `held` subscriptions, its cap."""
 
-    def __init__(self, held: int) -> None:
-        super().__init__(f"{held} subscriptions held")
-        self.held = held
+    def __init__(self, owner: str, held: int, cap: int) -> None:
+        super().__init__(
+            f"the key {owner!r} holds {held} subscriptions, the most it may"
+            f" (LEGATION_MAX_SUBSCRIPTIONS_PER_KEY={cap}); delete one to make another"
+        )
+        self.owner, self.held, self.cap = owner, held, cap
 
 
 class Subscription(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +107,7 @@ async def create(
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", OWNER_LOCK, owner)
         held = await conn.fetchval("SELECT count(*) FROM subscriptions WHERE owner = $1", owner)
         if held >= cap:
-            raise SubscriptionsFull(held)
+            raise SubscriptionsFull(owner, held, cap)
         start = after if after is not None else await head_position(conn)
         row = await conn.fetchrow(
             f"INSERT INTO subscriptions (id, url, secret, types, countries, position, owner)"

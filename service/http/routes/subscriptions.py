@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -22,11 +21,10 @@ from service.http.auth import request_key
 from service.http.bodies import json_body
 from service.http.headers import POSITION
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
-from service.http.problems import NotFound, Problem
+from service.http.problems import NotFound
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.routes.events import log_filter
-from service.log.store import LogFilter
 from service.subscribers import subscriptions
 from service.subscribers.cloud_events import new_secret
 from service.subscribers.sealing import seal
@@ -44,12 +42,6 @@ Url = Annotated[
 ]
 Names = Annotated[list[str], msgspec.Meta(max_length=20)]
 PROBLEMS = (400, 401, 403, 404, 413, 415, 422)
-
-
-class SubscriptionLimit(Problem):
-    """The key already holds as many subscriptions as it may."""
-
-    status, slug, title = 409, "subscription-limit", "The key holds its maximum of subscriptions"
 
 
 class NewSubscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -102,32 +94,14 @@ async def create_subscription(
     await check_url(body.url, settings.webhook_allow_private)
     owner, subscription_id, secret = request_key(request).name, uuid4(), new_secret()
     sealed = seal(settings.key_secret, subscription_id, secret)
-    made = await _create(pool, subscription_id, body, sealed, filters, owner, settings)
+    cap = settings.max_subscriptions_per_key
+    made = await subscriptions.create(
+        pool, subscription_id, body.url, sealed, filters, body.after, owner, cap
+    )
     deliverer.subscriptions_changed()
     created = CreatedSubscription(**msgspec.structs.asdict(made), secret=secret)
     headers = {"Location": f"/v1/subscriptions/{created.id}", POSITION: str(made.position)}
     return Response(created, status_code=201, headers=headers)
-
-
-async def _create(
-    pool: asyncpg.Pool[Any],
-    subscription_id: UUID,
-    body: NewSubscription,
-    sealed: str,
-    filters: LogFilter,
-    owner: str,
-    settings: Settings,
-) -> Subscription:
-    cap = settings.max_subscriptions_per_key
-    try:
-        return await subscriptions.create(
-            pool, subscription_id, body.url, sealed, filters, body.after, owner, cap
-        )
-    except subscriptions.SubscriptionsFull as full:
-        raise SubscriptionLimit(
-            f"the key {owner!r} holds {full.held} subscriptions, the most it may"
-            f" (LEGATION_MAX_SUBSCRIPTIONS_PER_KEY={cap}); delete one to make another"
-        ) from None
 
 
 @get(
