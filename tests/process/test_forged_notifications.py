@@ -26,7 +26,9 @@ async def stranger(dsn: str) -> AsyncIterator[str]:
     try:
         await admin.execute(f"CREATE ROLE {role} LOGIN")
         parts = urlsplit(dsn)
-        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}"))
+        # A socket DSN (the embedded server) names no host: keep it empty, not "None".
+        port = f":{parts.port}" if parts.port else ""
+        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname or ''}{port}"))
     finally:
         await admin.execute(f"DROP ROLE IF EXISTS {role}")
         await admin.close()
