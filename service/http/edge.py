@@ -31,6 +31,8 @@ from service.projections.answer_cache import AnswerCache, Remembered
 access_log = logging.getLogger("legation.access")
 _encoder = msgspec.json.Encoder()
 _POSITION: Final = b"legation-position"
+# A 304 depends on the copy the client holds; Accept-Datetime asks for another position.
+_NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime"))
 
 
 class Edge:
@@ -110,8 +112,8 @@ class Edge:
         if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
             return None
         for name, _ in scope["headers"]:
-            if name == b"if-none-match":
-                return None  # a 304 depends on the request, not only on the URL
+            if name in _NOT_BY_URL:
+                return None  # the answer depends on the request, not only on the URL
         return "edge", scope["path"], scope["query_string"]
 
     def _recall(self, key: tuple[str, str, bytes]) -> Remembered | None:

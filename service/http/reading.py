@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
@@ -20,7 +20,16 @@ from litestar.params import HeaderParameter, QueryParameter
 
 from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, none_match
+from service.http.mementos import (
+    AcceptDatetime,
+    Known,
+    KnownAt,
+    known,
+    memento_datetime,
+    memento_link,
+)
 from service.http.paging import DEFAULT_LIMIT, CursorParam, Limit, next_link
+from service.log.store import position_at, recorded_by
 from service.projections.answer_cache import AnswerCache, Cached, cached
 from service.projections.standings import At
 
@@ -33,17 +42,6 @@ _encoder = msgspec.json.Encoder()
 AsOf = Annotated[
     date | None,
     QueryParameter(name="as_of", description="Count only incidents that occurred by this date"),
-]
-KnownAt = Annotated[
-    int | None,
-    QueryParameter(
-        name="known_at",
-        ge=0,
-        le=2**62,
-        description="Count only what the log held at this position (corrections after it not "
-        "yet applied); waits like min_position when the read models are behind it, and is a "
-        "422 beyond the log's head",
-    ),
 ]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1024)]
 
@@ -63,7 +61,7 @@ class Reading:
     read_models: ReadModels
     answers: AnswerCache
     as_of: date | None
-    known_at: int | None
+    known_at: Known  # a position, an instant (known_at or Accept-Datetime), or live
     min_position: int | None
     if_none_match: str | None
     limit: int = DEFAULT_LIMIT
@@ -75,7 +73,7 @@ class Reading:
         A page after the first is read at its first page's position (the cursor holds
         it), so paging on while the log grows neither skips nor repeats items.
         """
-        known_at, min_position = self.known_at, self.min_position
+        known_at, min_position = await self._position_known(), self.min_position
         if known_at is not None:
             await self.read_models.reach(min_position, known_at=known_at)
         elif after is not None:
@@ -85,6 +83,12 @@ class Reading:
             await self.read_models.reach(min_position)
         position = known_at if known_at is not None else self.read_models.position
         return At(position, self.as_of)
+
+    async def _position_known(self) -> int | None:
+        if not isinstance(self.known_at, datetime):
+            return self.known_at
+        async with self.read_models.pool.acquire() as conn:
+            return await position_at(conn, self.known_at)
 
     async def answer(
         self,
@@ -100,8 +104,7 @@ class Reading:
         # dependencies before it checks the route's own parameters, and a malformed code
         # or cursor is a 422 at once, never after waiting for the read models.
         at = await self.at(after)
-        query = self.request.query_params
-        pinned = "known_at" in query or "cursor" in query
+        pinned = self.known_at is not None or self.cursor is not None
         entry = self.answers.get((key, at))
         if not isinstance(entry, Cached):
             generation = self.answers.generation
@@ -110,13 +113,22 @@ class Reading:
                 entry = cached(_encoder.encode(body), following)
             live_at = None if pinned else at.position
             self.answers.put((key, at), entry, live_at, generation)
-        headers = {"ETag": entry.etag, POSITION: str(at.position)}
+        headers = {"ETag": entry.etag, POSITION: str(at.position), **await self._memento(at)}
         if entry.next_cursor is not None:
-            headers |= next_link(self.request, entry.next_cursor)
+            following = next_link(self.request, entry.next_cursor)["Link"]
+            headers["Link"] = ", ".join(filter(None, (following, headers.get("Link"))))
         if none_match(self.if_none_match, entry.etag):
             return cast(Response[T], Response(None, status_code=304, headers=headers))
         answer = Response(entry.body, media_type="application/json", headers=headers)
         return cast(Response[T], answer)
+
+    async def _memento(self, at: At) -> dict[str, str]:
+        """Memento-Datetime for an answer as known then; a live one links its memento."""
+        if self.known_at is None:
+            return {} if self.cursor else {"Link": memento_link(self.request, at.position)}
+        async with self.read_models.pool.acquire() as conn:
+            recorded = await recorded_by(conn, at.position)
+        return memento_datetime(recorded) if recorded is not None else {}
 
 
 # The parameters in the order the routes have always documented them. The resources come
@@ -128,9 +140,11 @@ def _read(
     known_at: KnownAt = None,
     min_position: MinPosition = None,
     if_none_match: IfNoneMatch = None,
+    accept_datetime: AcceptDatetime = None,
 ) -> Reading:
+    at = known(known_at, accept_datetime)
     return Reading(
-        request, state.read_models, state.answers, as_of, known_at, min_position, if_none_match
+        request, state.read_models, state.answers, as_of, at, min_position, if_none_match
     )
 
 
@@ -143,13 +157,14 @@ def _read_page(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
     if_none_match: IfNoneMatch = None,
+    accept_datetime: AcceptDatetime = None,
 ) -> Reading:
     return Reading(
         request,
         state.read_models,
         state.answers,
         as_of,
-        known_at,
+        known(known_at, accept_datetime),
         min_position,
         if_none_match,
         limit,

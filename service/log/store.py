@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -209,3 +209,40 @@ async def head_position(conn: Connection) -> int:
     """The highest committed position (0 for an empty log)."""
     value: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     return value
+
+
+# recorded_at never decreases as positions grow (append_events stamps it under the
+# lock), so the last position recorded by an instant is found by bisecting the
+# positions: ~log2(head) primary-key probes in one statement, and no index to keep.
+POSITION_AT: Final = """
+WITH RECURSIVE search(lo, hi) AS (
+    SELECT 0::bigint, coalesce((SELECT max(position) FROM events), 0)
+  UNION ALL
+    SELECT CASE WHEN probe.recorded THEN probe.mid ELSE search.lo END,
+           CASE WHEN probe.recorded THEN search.hi ELSE probe.mid - 1 END
+      FROM search,
+           LATERAL (SELECT (search.lo + search.hi + 1) / 2 AS mid) AS half,
+           LATERAL (SELECT half.mid,
+                           coalesce((SELECT e.recorded_at <= $1 FROM events e
+                                      WHERE e.position >= half.mid
+                                      ORDER BY e.position LIMIT 1), false) AS recorded
+                   ) AS probe
+     WHERE search.lo < search.hi
+)
+SELECT lo FROM search WHERE lo >= hi
+"""
+
+
+async def position_at(conn: Connection, instant: datetime) -> int:
+    """The last position recorded at or before `instant` (0 when none was)."""
+    position: int = await conn.fetchval(POSITION_AT, instant)
+    return position
+
+
+async def recorded_by(conn: Connection, position: int) -> datetime | None:
+    """When the last event at or before `position` was recorded (None: no event was)."""
+    recorded: datetime | None = await conn.fetchval(
+        "SELECT recorded_at FROM events WHERE position <= $1 ORDER BY position DESC LIMIT 1",
+        position,
+    )
+    return recorded
