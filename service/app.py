@@ -18,7 +18,15 @@ from service.http.metrics import Metrics
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
 from service.http.resources import DEPENDENCIES
-from service.http.routes import events, health, incidents, standings, stream, subscriptions
+from service.http.routes import (
+    blocs,
+    events,
+    health,
+    incidents,
+    standings,
+    stream,
+    subscriptions,
+)
 from service.http.routes.batch import batch_route
 from service.http.routes.options import allow_handlers
 from service.http.stream_limits import StreamSlots
@@ -76,6 +84,7 @@ def _routes(settings: Settings) -> list[HTTPRouteHandler]:
         *subscriptions.ROUTES,
         *events.ROUTES,
         *standings.ROUTES,
+        *blocs.ROUTES,
         *health.ROUTES,
     ]
 

@@ -6,7 +6,12 @@ import sys
 
 import pytest
 
-PURE = ("service.incidents.domain", "service.incidents.catalogue", "service.incidents.content")
+PURE = (
+    "service.incidents.domain",
+    "service.incidents.catalogue",
+    "service.incidents.content",
+    "service.incidents.blocs",
+)
 IO_PACKAGES = ("asyncpg", "litestar", "httpx", "uvicorn", "alembic", "sqlalchemy", "psycopg")
 IO_MODULES = (
     "service.http",
