@@ -7,6 +7,7 @@ tests/fuzz/schemathesis.toml.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,13 @@ def test_schemathesis_finds_no_server_error_and_no_spec_violation(dsn: str, admi
         )
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
     # Every operation but the stream was reached, in every phase.
-    assert "Tested: 24" in run.stdout, run.stdout[-3_000:]
+    assert f"Tested: {operations() - 1}" in run.stdout, run.stdout[-3_000:]
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in run.stdout, run.stdout[-3_000:]
+
+
+def operations() -> int:
+    """How many operations the committed openapi.json documents."""
+    document = json.loads((ROOT / "openapi.json").read_text())
+    methods = {"get", "put", "post", "patch", "delete"}
+    return sum(len(methods & set(item)) for item in document["paths"].values())
