@@ -67,7 +67,7 @@ class Reading:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
-    async def at(self, after: Pinned | None = None) -> At:
+    async def at(self, after: Pinned | None = None, side: str | None = None) -> At:
         """The position (and date) to answer at, once the read models have reached it.
 
         A page after the first is read at its first page's position (the cursor holds
@@ -82,7 +82,7 @@ class Reading:
         else:
             await self.read_models.reach(min_position)
         position = known_at if known_at is not None else self.read_models.position
-        return At(position, self.as_of)
+        return At(position, self.as_of, side)
 
     async def _position_known(self) -> int | None:
         if not isinstance(self.known_at, datetime):
@@ -95,15 +95,17 @@ class Reading:
         key: Hashable,
         compute: Callable[[Connection, At], Awaitable[tuple[T, str | None]]],
         after: Pinned | None = None,
+        side: str | None = None,
     ) -> Response[T]:
         """The answer for `key`, from memory when it was computed before at the same `at`.
 
-        `compute` gives the answer and the cursor of the page after it (None: none).
+        `compute` gives the answer and the cursor of the page after it (None: none);
+        `side` is the bloc whose members count as one actor (`members=true`).
         """
         # The wait for a position happens here, not in the dependency: Litestar resolves
         # dependencies before it checks the route's own parameters, and a malformed code
         # or cursor is a 422 at once, never after waiting for the read models.
-        at = await self.at(after)
+        at = await self.at(after, side)
         pinned = self.known_at is not None or self.cursor is not None
         entry = self.answers.get((key, at))
         if not isinstance(entry, Cached):

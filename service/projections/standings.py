@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from service.incidents.blocs import BLOCS
+
 if TYPE_CHECKING:
     from service.log.store import Connection
 
@@ -185,16 +187,72 @@ SELECT l.place, l.controller, l.place_key,
 )
 
 
+def _on_side(actor: str) -> str:
+    """SQL: whether `actor` (a column) is on the side $3 on the incident's date."""
+    return (
+        f"(coalesce({actor} = $3::text, false) OR EXISTS (SELECT 1 FROM side s"
+        f" WHERE s.code = {actor} AND s.joined <= r.occurred_on"
+        " AND (s.left_on IS NULL OR r.occurred_on <= s.left_on)))"
+    )
+
+
+def _sided(sql: str, first: int) -> str:
+    """`sql` with the bloc $3 standing for its whole side: every actor that was a member on
+    an incident's date counts as the bloc, and incidents inside the side are left out.
+    The members come as three arrays from parameter `first` on (see _members)."""
+    assert sql.startswith(VALID)
+    within = VALID[VALID.index("SELECT * FROM incident_versions") : VALID.index("), t AS (")]
+    side = f"""
+WITH side(code, joined, left_on) AS (
+    SELECT * FROM unnest(${first}::text[], ${first + 1}::date[], ${first + 2}::date[])
+), raw AS (
+    {within}), marked AS (
+    SELECT r.*, {_on_side("r.initiator")} AS initiator_on,
+           {_on_side("r.recipient")} AS recipient_on,
+           ARRAY(SELECT DISTINCT CASE WHEN {_on_side("a.actor")} THEN $3::text ELSE a.actor END
+                   FROM unnest(r.actors) AS a(actor)) AS side_actors
+      FROM raw r
+), v AS (
+    SELECT m.incident_id, m.valid_from, m.valid_to, m.reported_position, m.kind, m.occurred_on,
+           CASE WHEN m.initiator_on THEN $3::text ELSE m.initiator END AS initiator,
+           CASE WHEN m.recipient_on THEN $3::text ELSE m.recipient END AS recipient,
+           m.count, m.round, m.place_key, m.place, m.side_actors AS actors, m.responds_to,
+           m.summary, m.initiator AS reported_initiator, m.recipient AS reported_recipient
+      FROM marked m
+     WHERE NOT (m.initiator_on AND m.recipient_on)
+"""
+    return side + VALID[VALID.index("), t AS (") :] + sql[len(VALID) :]
+
+
+def _members(code: str) -> tuple[list[str], list[date], list[date | None]]:
+    members = BLOCS[code].members
+    return [m.code for m in members], [m.joined for m in members], [m.left for m in members]
+
+
+STANDINGS_SIDED: Final = _sided(STANDINGS, 4)
+RELATIONS_SIDED: Final = _sided(RELATIONS, 7)
+# A ledger row names the parties as the incident does, not the side they stood on.
+BETWEEN_SIDED: Final = _sided(BETWEEN, 9).replace(
+    "m.a AS initiator, m.b AS recipient",
+    "CASE WHEN v.kind = 'territorial_control' THEN m.a ELSE v.reported_initiator END"
+    " AS initiator,\n       CASE WHEN v.kind = 'territorial_control' THEN m.b"
+    " ELSE v.reported_recipient END AS recipient",
+)
+
+
 class At(msgspec.Struct, frozen=True):
-    """Which state of knowledge a standing answers for: log position and occurrence date."""
+    """Which state of knowledge a standing answers for: log position and occurrence date,
+    and the bloc whose side is counted as one actor (`members=true`), if any."""
 
     position: int
     as_of: date | None = None
+    side: str | None = None
 
 
 async def standings(conn: Connection, at: At, code: str | None = None) -> list[dict[str, Any]]:
     """One row per actor (or only `code`) with every standing field."""
-    rows = await conn.fetch(STANDINGS, at.position, at.as_of, code)
+    sql, side = (STANDINGS, ()) if at.side is None else (STANDINGS_SIDED, _members(at.side))
+    rows = await conn.fetch(sql, at.position, at.as_of, code, *side)
     return [dict(row) for row in rows]
 
 
@@ -216,15 +274,17 @@ async def relations(
     conn: Connection, at: At, code: str, counterpart: str | None = None, page: Page = EVERY
 ) -> list[dict[str, Any]]:
     """The ledger rows between `code` and each counterpart (or only `counterpart`), by code."""
+    sql, side = (RELATIONS, ()) if at.side is None else (RELATIONS_SIDED, _members(at.side))
     rows = await conn.fetch(
-        RELATIONS, at.position, at.as_of, code, counterpart, *_after(page, 1), page.limit
+        sql, at.position, at.as_of, code, counterpart, *_after(page, 1), page.limit, *side
     )
     return [dict(row) for row in rows]
 
 
 async def between(conn: Connection, at: At, a: str, b: str, page: Page) -> list[dict[str, Any]]:
     """The incidents between two actors, oldest first (after `page.after`: date, position, id)."""
-    rows = await conn.fetch(BETWEEN, at.position, at.as_of, a, b, *_after(page, 3), page.limit)
+    sql, side = (BETWEEN, ()) if at.side is None else (BETWEEN_SIDED, _members(at.side))
+    rows = await conn.fetch(sql, at.position, at.as_of, a, b, *_after(page, 3), page.limit, *side)
     return [dict(row) for row in rows]
 
 

@@ -18,6 +18,7 @@ from service.http.route_meta import route_meta
 from service.http.routes import standings_pages as pages
 from service.http.routes.standings_pages import DATED, NAMED
 from service.incidents.actors import actor_code, country_code, region_code
+from service.incidents.blocs import BLOCS, bloc
 from service.projections.standings_views import (
     Bilateral,
     CountryList,
@@ -30,6 +31,26 @@ from service.projections.standings_views import (
 
 # remember: service/http/edge.py answers a repeated live URL from memory at the same position.
 PROBLEMS = route_meta(problems=(422, 503), scope="read", remember=True)
+Members = Annotated[
+    bool,
+    QueryParameter(
+        description="With a bloc's code (EU, NATO): count its side, the bloc and every actor "
+        "that was a member on each incident's date, as one; incidents between two of them "
+        "are left out. Ledger rows still name the parties as the incident does."
+    ),
+]
+
+
+def side_of(code: str, members: bool) -> str | None:
+    """The bloc whose side is counted (None: the actor alone); 422 for a non-bloc code."""
+    if not members:
+        return None
+    if bloc(code) is None:
+        message = f"counts a bloc's side: the code must be one of {', '.join(sorted(BLOCS))}"
+        raise InvalidInput(f"members: {message}", errors=[FieldError("members", message)])
+    return code
+
+
 # The OpenAPI document lists parameters in signature order, a dependency's where it
 # stands: `reading` follows each route's own parameters (keyword-only after defaults).
 
@@ -63,12 +84,14 @@ async def list_countries(
     dependencies=READ,
 )
 async def read_country(
-    code: FromPath[str], reading: NamedDependency[Reading]
+    code: FromPath[str], members: Members = False, *, reading: NamedDependency[Reading]
 ) -> Response[Standing]:
-    """Expulsions, sanctions and territory of one actor; zeros for a known code without any."""
+    """Expulsions, sanctions and territory of one actor; zeros for a known code without any.
+
+    With `members=true` and a bloc's code, its side: see Members."""
     actor = actor_param(code, "code")
     page = partial(pages.country, code=actor)
-    return await reading.answer(("country", actor), page)
+    return await reading.answer(("country", actor), page, side=side_of(actor, members))
 
 
 @get(
@@ -79,14 +102,14 @@ async def read_country(
     dependencies=READ_PAGE,
 )
 async def read_relations(
-    code: FromPath[str], reading: NamedDependency[Reading]
+    code: FromPath[str], members: Members = False, *, reading: NamedDependency[Reading]
 ) -> Response[Relations]:
     """One row per counterpart (by code): diplomats expelled each way, sanctions, incidents."""
     actor = actor_param(code, "code")
     after = decode_cursor(reading.cursor, NAMED)
     page = partial(pages.relations, code=actor, after=after, limit=reading.limit)
     key = ("relations", actor, reading.limit, reading.cursor)
-    return await reading.answer(key, page, after)
+    return await reading.answer(key, page, after, side_of(actor, members))
 
 
 @get(
@@ -99,6 +122,8 @@ async def read_relations(
 async def read_bilateral(
     code: FromPath[str],
     counterpart: FromPath[str],
+    members: Members = False,
+    *,
     reading: NamedDependency[Reading],
 ) -> Response[Bilateral]:
     """The ledger row and a page of the incidents between the two, oldest first."""
@@ -106,7 +131,7 @@ async def read_bilateral(
     after = decode_cursor(reading.cursor, DATED)
     page = partial(pages.bilateral, code=a, counterpart=b, after=after, limit=reading.limit)
     key = ("bilateral", a, b, reading.limit, reading.cursor)
-    return await reading.answer(key, page, after)
+    return await reading.answer(key, page, after, side_of(a, members))
 
 
 @get(
