@@ -36,6 +36,14 @@ Region = Annotated[
     Meta(pattern=r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$", description="ISO 3166-2", examples=["UA-09"]),
 ]
 Count = Annotated[int, Meta(ge=1, le=1_000_000)]
+CountRange = Annotated[
+    tuple[Count, Count | None],
+    Meta(
+        description="[low, high] as the sources give it; high null: at least low",
+        examples=[[12, 21], [201, None]],
+    ),
+]
+JointActors = Annotated[tuple[ActorCode, ...], Meta(max_length=50)]
 Url = Annotated[str, Meta(max_length=2048, pattern=r"^https?://\S+$")]
 Measure = Literal[
     "trade", "financial", "travel", "energy", "technology", "diplomatic", "media", "other"
@@ -67,13 +75,18 @@ class Place(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class Expulsion(
     Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="expulsion", tag_field="kind"
 ):
-    """Diplomats declared persona non grata by one actor."""
+    """Diplomats declared persona non grata: `count` of them, or a range, or no number given.
+
+    `joint_expelling` and `joint_expelled` name the other actors a joint count covers.
+    """
 
     occurred_on: date
     expelling: ActorCode
     expelled: ActorCode
-    count: Count
-    count_range: tuple[Count, Count] | None = None
+    count: Count | None = None
+    count_range: CountRange | None = None
+    joint_expelling: JointActors = ()
+    joint_expelled: JointActors = ()
     deadline: date | None = None
     grounds: Label | None = None
     responds_to: References = ()
@@ -180,10 +193,11 @@ class EventType(Struct, frozen=True):
 
 
 CATALOGUE: Final = (
-    EventType("expulsion.reported", Expulsion, 1),
+    # 2: count optional, count_range open-ended, joint parties; every version 1 event is valid.
+    EventType("expulsion.reported", Expulsion, 2),
     EventType("sanctions_round.reported", SanctionsRound, 1),
     EventType("territorial_control.reported", TerritorialControl, 1),
-    EventType("incident.corrected", IncidentCorrected, 1),
+    EventType("incident.corrected", IncidentCorrected, 2),  # holds an expulsion of version 2
     EventType("incident.retracted", IncidentRetracted, 1),
     EventType("incident.source_added", SourceAdded, 1),
 )

@@ -32,6 +32,7 @@ def validated(incident: Incident, prefix: str = "") -> Incident:
     if isinstance(incident, TerritorialControl):
         changes["place"] = _place(incident, prefix, errors)
     if isinstance(incident, Expulsion):
+        changes |= _joint_parties(incident, codes, prefix, errors)
         errors += _expulsion_errors(incident, prefix)
     if errors:
         raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
@@ -70,12 +71,40 @@ def _place(incident: TerritorialControl, prefix: str, errors: list[FieldError]) 
     return msgspec.structs.replace(place, country=country, region=region or place.region)
 
 
+def _joint_parties(
+    incident: Expulsion, codes: dict[str, str | None], prefix: str, errors: list[FieldError]
+) -> dict[str, tuple[str, ...]]:
+    """The joint lists with canonical codes; no actor may be named twice across the sides."""
+    seen = {code for code in (codes["expelling"], codes["expelled"]) if code is not None}
+    joint: dict[str, tuple[str, ...]] = {}
+    for name in ("joint_expelling", "joint_expelled"):
+        canonical = []
+        for index, value in enumerate(getattr(incident, name)):
+            field = _path(prefix, f"{name}[{index}]")
+            code = actor_code(value)
+            if code is None:
+                errors.append(FieldError(field, NOT_AN_ACTOR))
+            elif code in seen:
+                errors.append(FieldError(field, f"names {code}, already a party to the expulsion"))
+            else:
+                seen.add(code)
+                canonical.append(code)
+        joint[name] = tuple(canonical)
+    return joint
+
+
 def _expulsion_errors(incident: Expulsion, prefix: str) -> list[FieldError]:
     errors = []
     if incident.count_range is not None:
         low, high = incident.count_range
-        if not low <= incident.count <= high:
-            message = "must be [low, high] with low <= count <= high"
+        if high is not None and low > high:
+            errors.append(
+                FieldError(_path(prefix, "count_range"), "must be [low, high] with low <= high")
+            )
+        elif incident.count is not None and not (
+            low <= incident.count and (high is None or incident.count <= high)
+        ):
+            message = "must hold count: low <= count <= high"
             errors.append(FieldError(_path(prefix, "count_range"), message))
     if incident.deadline is not None and incident.deadline < incident.occurred_on:
         errors.append(FieldError(_path(prefix, "deadline"), "must not be before occurred_on"))
@@ -87,13 +116,19 @@ def _path(prefix: str, name: str) -> str:
 
 
 def disputed(incident: Incident) -> bool:
-    """Whether sources disagree on the count."""
-    return isinstance(incident, Expulsion) and incident.count_range is not None
+    """Whether the sources give a range of counts rather than one number."""
+    if not isinstance(incident, Expulsion) or incident.count_range is None:
+        return False
+    low, high = incident.count_range
+    return low != high
 
 
 def actors(incident: Incident) -> tuple[str, ...]:
     """The actors an incident involves (for the log's country filter), sorted."""
     if isinstance(incident, Expulsion):
+        if incident.joint_expelling or incident.joint_expelled:
+            sides = (incident.expelling, incident.expelled, *incident.joint_expelling)
+            return tuple(sorted({*sides, *incident.joint_expelled}))
         return _pair(incident.expelling, incident.expelled)
     if isinstance(incident, SanctionsRound):
         return _pair(incident.imposing, incident.target)

@@ -50,17 +50,31 @@ def event_schema(entry: EventType) -> dict[str, Any]:
 
 
 def event_schema_files() -> dict[str, bytes]:
-    """schemas/<type>.json for every event type of the catalogue."""
-    return {f"{entry.name}.json": render(event_schema(entry)) for entry in CATALOGUE}
+    """schemas/<type>.json (the current version) and <type>.v<N>.json for every event type."""
+    files = {}
+    for entry in CATALOGUE:
+        rendered = render(event_schema(entry))
+        files[f"{entry.name}.json"] = rendered
+        files[f"{entry.name}.v{entry.schema_version}.json"] = rendered
+    return files
+
+
+def published_schema_files() -> dict[str, int]:
+    """The files of earlier versions, kept as published (never regenerated): name to version."""
+    return {
+        f"{entry.name}.v{version}.json": version
+        for entry in CATALOGUE
+        for version in range(1, entry.schema_version)
+    }
 
 
 def write() -> None:
-    """Regenerate openapi.json and schemas/ from the code."""
+    """Regenerate openapi.json and schemas/ from the code (earlier versions stay as they are)."""
     OPENAPI_FILE.write_bytes(openapi_json())
     SCHEMAS_DIR.mkdir(exist_ok=True)
     files = event_schema_files()
     for stale in SCHEMAS_DIR.glob("*.json"):
-        if stale.name not in files:
+        if stale.name not in files and stale.name not in published_schema_files():
             stale.unlink()
     for name, content in files.items():
         (SCHEMAS_DIR / name).write_bytes(content)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
+from msgspec import Meta
 
 from service.incidents.actors import actor_name
 from service.incidents.catalogue import Place
@@ -15,14 +16,36 @@ T = TypeVar("T")
 _place_decoder = msgspec.json.Decoder(Place)
 
 
-class Expulsions(msgspec.Struct, frozen=True):
-    """Diplomats an actor expelled and had expelled."""
+Range = Annotated[
+    tuple[int, int | None],
+    Meta(description="[low, high] the sources allow; high null: no upper bound"),
+]
+BalanceRange = Annotated[
+    tuple[int | None, int | None],
+    Meta(description="[low, high] of the balance; null: unbounded that way"),
+]
+CountRange = Annotated[
+    tuple[int, int | None],
+    Meta(description="The incident's range as reported; high null: at least low"),
+]
+
+
+class Expulsions(msgspec.Struct, frozen=True, kw_only=True):
+    """Diplomats an actor expelled and had expelled: the v1 numbers count what is
+    attributable to the actor alone; each range spans what the sources allow."""
 
     expelled_foreign_diplomats: int
     own_diplomats_expelled: int
     balance: int
     incidents_initiated: int
     incidents_targeted: int
+    expelled_foreign_diplomats_range: Range
+    own_diplomats_expelled_range: Range
+    balance_range: BalanceRange
+    uncounted_initiated: int
+    uncounted_targeted: int
+    disputed_incidents: int
+    joint_incidents: int
 
 
 class LatestSanction(msgspec.Struct, frozen=True):
@@ -70,8 +93,9 @@ class CountryList(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
-class Relation(msgspec.Struct, frozen=True):
-    """The tit-for-tat ledger between an actor and one counterpart."""
+class Relation(msgspec.Struct, frozen=True, kw_only=True):
+    """The tit-for-tat ledger between an actor and one counterpart; a joint expulsion
+    attributes nothing to either pair but may be all theirs (see the ranges)."""
 
     counterpart: str
     expelled_foreign_diplomats: int
@@ -80,6 +104,16 @@ class Relation(msgspec.Struct, frozen=True):
     sanctions_rounds_received: int
     incidents: int
     last_incident_on: date | None
+    balance: int
+    expelled_foreign_diplomats_range: Range
+    own_diplomats_expelled_range: Range
+    balance_range: BalanceRange
+    uncounted_initiated: int
+    uncounted_targeted: int
+    disputed_incidents: int
+    joint_incidents: int
+    places_taken: int
+    places_lost: int
 
 
 class Relations(msgspec.Struct, frozen=True):
@@ -100,6 +134,10 @@ class LedgerIncident(msgspec.Struct, frozen=True):
     initiator: str
     recipient: str | None
     count: int | None
+    count_range: CountRange | None
+    disputed: bool
+    joint_expelling: list[str]
+    joint_expelled: list[str]
     round: int | None
     place: Place | None
     responds_to: list[UUID]
@@ -127,6 +165,10 @@ class TimelineItem(msgspec.Struct, frozen=True):
     initiator: str
     recipient: str | None
     count: int | None
+    count_range: CountRange | None
+    disputed: bool
+    joint_expelling: list[str]
+    joint_expelled: list[str]
     round: int | None
     place: Place | None
     responds_to: list[UUID]
@@ -175,21 +217,64 @@ SortField = Literal[
 ]
 
 
+def figure_range(row: dict[str, Any], name: str) -> tuple[int, int | None]:
+    """[low, high] of a figure a standings row gives as `<name>_low` and `<name>_high`."""
+    return row[f"{name}_low"], row[f"{name}_high"]
+
+
+def balance_range(
+    sent: tuple[int, int | None], received: tuple[int, int | None]
+) -> tuple[int | None, int | None]:
+    """[low(sent) - high(received), high(sent) - low(received)]; null where unbounded."""
+    low = None if received[1] is None else sent[0] - received[1]
+    high = None if sent[1] is None else sent[1] - received[0]
+    return low, high
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    sent = figure_range(row, "expelled_foreign_diplomats")
+    received = figure_range(row, "own_diplomats_expelled")
+    return {
+        "balance": row["expelled_foreign_diplomats"] - row["own_diplomats_expelled"],
+        "expelled_foreign_diplomats_range": sent,
+        "own_diplomats_expelled_range": received,
+        "balance_range": balance_range(sent, received),
+        **{name: row[name] for name in COUNTERS},
+    }
+
+
+COUNTERS = ("uncounted_initiated", "uncounted_targeted", "disputed_incidents", "joint_incidents")
+EXPULSIONS = ("expelled_foreign_diplomats", "own_diplomats_expelled", "incidents_initiated",
+              "incidents_targeted")  # fmt: skip
+NO_INCIDENTS: Final = Expulsions(
+    expelled_foreign_diplomats=0,
+    own_diplomats_expelled=0,
+    balance=0,
+    incidents_initiated=0,
+    incidents_targeted=0,
+    expelled_foreign_diplomats_range=(0, 0),
+    own_diplomats_expelled_range=(0, 0),
+    balance_range=(0, 0),
+    uncounted_initiated=0,
+    uncounted_targeted=0,
+    disputed_incidents=0,
+    joint_incidents=0,
+)
+
+
 def standing(row: dict[str, Any] | None, code: str, position: int) -> Standing:
     """The standing a row of `standings` gives (zeros without one)."""
     row = row or {}
-    sent, received = row.get("expelled_foreign_diplomats", 0), row.get("own_diplomats_expelled", 0)
     latest = row.get("latest_received")
+    expulsions = (
+        Expulsions(**{name: row[name] for name in EXPULSIONS}, **_figures(row))
+        if row
+        else NO_INCIDENTS
+    )
     return Standing(
         code=code,
         name=actor_name(code),
-        expulsions=Expulsions(
-            sent,
-            received,
-            sent - received,
-            row.get("incidents_initiated", 0),
-            row.get("incidents_targeted", 0),
-        ),
+        expulsions=expulsions,
         sanctions=Sanctions(
             row.get("rounds_imposed", 0),
             row.get("rounds_received", 0),
@@ -203,21 +288,36 @@ def standing(row: dict[str, Any] | None, code: str, position: int) -> Standing:
     )
 
 
+RELATION_COUNTS = ("expelled_foreign_diplomats", "own_diplomats_expelled",
+                   "sanctions_rounds_imposed", "sanctions_rounds_received", "incidents",
+                   "places_taken", "places_lost")  # fmt: skip
+
+
 def relation(row: dict[str, Any]) -> Relation:
     """The ledger a row of `relations` gives."""
-    return msgspec.convert(row, Relation)
+    return Relation(
+        counterpart=row["counterpart"],
+        last_incident_on=row["last_incident_on"],
+        **{name: row[name] for name in RELATION_COUNTS},
+        **_figures(row),
+    )
 
 
 def zero_relation(counterpart: str) -> Relation:
     """The ledger with a counterpart that shares no incident."""
-    return Relation(counterpart, 0, 0, 0, 0, 0, None)
+    zeros = dict.fromkeys((*RELATION_COUNTS, *COUNTERS), 0)
+    empty = {f"{name}_{end}": 0 for name in EXPULSIONS[:2] for end in ("low", "high")}
+    return relation({"counterpart": counterpart, "last_incident_on": None, **zeros, **empty})
 
 
 def incident_row(row: dict[str, Any], item: type[T]) -> T:
-    """An incident row (with its place as JSON) as `item`."""
+    """An incident row (with its place as JSON, its counts as stored) as `item`."""
     place = row.get("place")
-    return msgspec.convert(
-        {**row, "place": _place_decoder.decode(place) if place else None},
-        item,
-        from_attributes=False,
-    )
+    fields = {**row, "place": _place_decoder.decode(place) if place else None}
+    if "count_low" in row:
+        low, high = row["count_low"], row["count_high"]
+        fields["count_range"] = None if low is None else (low, high)
+        fields["disputed"] = low is not None and low != high
+        fields["joint_expelling"] = row["joint_initiators"]
+        fields["joint_expelled"] = row["joint_recipients"]
+    return msgspec.convert(fields, item, from_attributes=False)

@@ -133,6 +133,24 @@ def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]
     return incident.controller, incident.previous_controller, None, None
 
 
+_NO_RANGE: Final = NULL + NULL
+_NO_JOINT: Final = REPEATED[()] * 2
+
+
+def _range_and_joint(incident: Incident) -> bytes:
+    """count_low, count_high, joint_initiators, joint_recipients."""
+    if not isinstance(incident, Expulsion):
+        return _NO_RANGE + _NO_JOINT
+    if incident.count_range is None:
+        stated = _NO_RANGE
+    else:
+        low, high = incident.count_range
+        stated = copy_binary.int4(low) + (NULL if high is None else copy_binary.int4(high))
+    if not (incident.joint_expelling or incident.joint_expelled):
+        return stated + _NO_JOINT
+    return stated + REPEATED[incident.joint_expelling] + REPEATED[incident.joint_expelled]
+
+
 def _place(incident: Incident) -> tuple[str | None, bytes | None]:
     if not isinstance(incident, TerritorialControl):
         return None, None
@@ -143,7 +161,7 @@ def _place(incident: Incident) -> tuple[str | None, bytes | None]:
 COLUMNS: Final = (
     "incident_id", "valid_from", "valid_to", "reported_position", "kind", "occurred_on",
     "initiator", "recipient", "count", "round", "place_key", "place", "actors", "responds_to",
-    "summary",
+    "summary", "count_low", "count_high", "joint_initiators", "joint_recipients",
 )  # fmt: skip
 # A row is mostly a few fixed-width fields: each run of them is one struct.pack.
 _ROW: Final = copy_binary.fields(len(COLUMNS)) + copy_binary.UUID_LENGTH
@@ -180,5 +198,6 @@ def copy_row(row: Version) -> bytes:
             REPEATED[actors(incident)],
             copy_binary.uuids(incident.responds_to) if incident.responds_to else _NO_REFERENCES,
             NULL if incident.summary is None else copy_binary.text(incident.summary),
+            _range_and_joint(incident),
         )
     )

@@ -61,7 +61,11 @@ async def test_a_count_range_makes_the_incident_disputed(client: Client) -> None
         (expulsion(sources=[]), "sources"),
         (expulsion(sources=[{"url": "https://example.org"}]), "sources[0].outlet"),
         (expulsion(kind="coup"), "kind"),
-        (expulsion(count=None), "count"),
+        (expulsion(count_range=[21, 12]), "count_range"),
+        (expulsion(count_range=[0, None]), "count_range[0]"),
+        (expulsion(joint_expelling=["RU"]), "joint_expelling[0]"),
+        (expulsion(joint_expelling=["FR"], joint_expelled=["FR"]), "joint_expelled[0]"),
+        (expulsion(joint_expelled=["XX"]), "joint_expelled[0]"),
         ([expulsion()], "body"),
     ],
 )
