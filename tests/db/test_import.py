@@ -51,11 +51,11 @@ async def test_a_line_with_a_nul_character_fails_alone(
 
 async def test_the_demo_loads_once_into_an_empty_log(dsn: str, pool: asyncpg.Pool[Any]) -> None:
     lines = [line for line in DEMO_FILE.read_bytes().splitlines() if line.strip()]
-    assert await load_demo(dsn) == len(lines) == 6
+    assert await load_demo(dsn) == len(lines) == 10
     assert await load_demo(dsn) == 0
     kinds = await pool.fetch("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
     assert [(row[0], row[1]) for row in kinds] == [
-        ("expulsion.reported", 4),
+        ("expulsion.reported", 8),
         ("sanctions_round.reported", 1),
         ("territorial_control.reported", 1),
     ]

@@ -35,11 +35,11 @@ async def test_events_appended_during_a_rebuild_are_projected_before_the_swap(
             await append(conn, stream_name(incident_id), 0, [event])
 
     monkeypatch.setattr(rebuilding, "_load_shadow", load_then_append)
-    assert await rebuild(dsn) == 7
+    assert await rebuild(dsn) == 11
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM incidents") == 7
+        assert await conn.fetchval("SELECT count(*) FROM incidents") == 11
         assert (
             await conn.fetchval("SELECT sum(count) FROM incident_versions WHERE 'PL' = ANY(actors)")
             == 9
         )
-        assert await checkpoint(conn) == 7
+        assert await checkpoint(conn) == 11

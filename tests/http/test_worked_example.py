@@ -136,3 +136,21 @@ async def test_the_timeline_names_a_joint_partys_role(
     )
     italy = (await client.get("/v1/countries/IT/timeline", params=seeded)).json()["items"]
     assert (italy[0]["count"], italy[0]["count_range"], italy[0]["disputed"]) == (None, None, False)
+
+
+async def test_the_demo_records_the_seed_report_whole(dsn: str, client: Client) -> None:
+    from service.ops.demo import load_demo
+
+    await load_demo(dsn)
+    head = {"min_position": 10}
+    ru = await expulsions(client, "RU", head)
+    assert (ru["expelled_foreign_diplomats"], ru["expelled_foreign_diplomats_range"]) == (
+        54,
+        [45, 54],
+    )
+    assert (ru["own_diplomats_expelled"], ru["own_diplomats_expelled_range"]) == (94, [94, None])
+    assert (ru["balance_range"], ru["uncounted_targeted"]) == ([None, -40], 3)
+    side = await expulsions(client, "EU", head | {"members": "true"})
+    assert (side["expelled_foreign_diplomats"], side["own_diplomats_expelled"]) == (94, 54)
+    pair = (await client.get("/v1/relations/RU/UA", params=head)).json()["relation"]
+    assert (pair["places_taken"], pair["places_lost"], pair["incidents"]) == (1, 0, 1)

@@ -104,6 +104,39 @@ EXAMPLES: dict[Any, dict[str, Example | Reference]] = {
                 "sources": [_SOURCE],
             },
         ),
+        "joint": Example(
+            summary="Two countries expel diplomats between them",
+            value={
+                "kind": "expulsion",
+                "occurred_on": "2022-04-04",
+                "expelling": "DE",
+                "joint_expelling": ["FR"],
+                "expelled": "RU",
+                "count": 75,
+                "sources": [_SOURCE],
+            },
+        ),
+        "uncounted": Example(
+            summary="An expulsion the sources give no number for",
+            value={
+                "kind": "expulsion",
+                "occurred_on": "2022-04-05",
+                "expelling": "IT",
+                "expelled": "RU",
+                "sources": [_SOURCE],
+            },
+        ),
+        "at_least": Example(
+            summary="Over 200 expelled: a range open at the top",
+            value={
+                "kind": "expulsion",
+                "occurred_on": "2022-04-05",
+                "expelling": "EU",
+                "expelled": "RU",
+                "count_range": [201, None],
+                "sources": [_SOURCE],
+            },
+        ),
     },
     Retraction: {
         "duplicate": Example(
