@@ -135,12 +135,13 @@ def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]
 
 _NO_RANGE: Final = NULL + NULL
 _NO_JOINT: Final = REPEATED[()] * 2
+_NEITHER: Final = _NO_RANGE + _NO_JOINT
 
 
 def _range_and_joint(incident: Incident) -> bytes:
     """count_low, count_high, joint_initiators, joint_recipients."""
     if not isinstance(incident, Expulsion):
-        return _NO_RANGE + _NO_JOINT
+        return _NEITHER
     if incident.count_range is None:
         stated = _NO_RANGE
     else:
