@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import msgspec
 
-from service.incidents.catalogue import corrected_decoder, incident_decoder
+from service.incidents.catalogue import EVENT_TYPES, corrected_decoder, incident_decoder
 
 COLUMNS: Final = (
     "position",
@@ -74,6 +74,8 @@ def expulsion(occurred_on: date, pair: tuple[str, str], count: int, outlet: str)
         "expelled": pair[1],
         "count": count,
         "count_range": None,
+        "joint_expelling": [],
+        "joint_expelled": [],
         "deadline": None,
         "grounds": None,
         "responds_to": [],
@@ -189,7 +191,7 @@ def _row(
         stream,
         version,
         event_type,
-        1,
+        EVENT_TYPES[event_type].schema_version,
         occurred_on,
         RECORDED_FROM + timedelta(seconds=position),
         sorted(pair),
