@@ -75,6 +75,8 @@ def _joint_parties(
     incident: Expulsion, codes: dict[str, str | None], prefix: str, errors: list[FieldError]
 ) -> dict[str, tuple[str, ...]]:
     """The joint lists with canonical codes; no actor may be named twice across the sides."""
+    if not (incident.joint_expelling or incident.joint_expelled):
+        return {}
     seen = {code for code in (codes["expelling"], codes["expelled"]) if code is not None}
     joint: dict[str, tuple[str, ...]] = {}
     for name in ("joint_expelling", "joint_expelled"):
