@@ -33,6 +33,7 @@ from service.http.stream_limits import StreamSlots
 from service.log.database import create_pool, head_revisions
 from service.log.doorbell import Doorbell
 from service.log.group_commit import GroupCommit
+from service.log.replay import ReplayBell
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector
 from service.projections.rebuild_watch import RebuildWatch
@@ -91,38 +92,55 @@ def _routes(settings: Settings) -> list[HTTPRouteHandler]:
 
 @asynccontextmanager
 async def _running(app: Litestar) -> AsyncIterator[None]:
-    """What needs the database, started in order and stopped in reverse when the app stops."""
+    """What needs the database, started in order and stopped in reverse when the app stops.
+
+    A read-only server (on a hot standby) starts no writer: no group commit, no
+    projector of its own, no webhook deliveries, no sealing of secrets; it polls
+    what the standby replayed instead of listening (LISTEN is refused there).
+    """
     state = app.state
     settings: Settings = state.settings
     dsn = settings.database_url
     assert dsn is not None  # create_app refuses settings without one
+    session_dsn = settings.session_database_url or dsn
+    writes = not settings.read_only
     async with AsyncExitStack() as started:
-        pool = await create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
+        pool = await create_pool(
+            dsn, settings.pool_min_size, settings.pool_max_size, settings.statement_cache_size
+        )
         started.push_async_callback(pool.close)
         state.api_keys.use(pool)
         appends = GroupCommit(pool, on_appended=state.metrics.count_appended)
-        doorbell = Doorbell(dsn)
-        inline = settings.projector == "inline"
-        projector = Projector(pool, dsn, doorbell, projects=inline, on_moved=state.answers.advance)
+        doorbell = (
+            Doorbell(session_dsn) if writes else ReplayBell(pool, settings.standby_poll_seconds)
+        )
+        projects = writes and settings.projector == "inline"
+        projector = Projector(
+            pool, session_dsn, doorbell, projects=projects, on_moved=state.answers.advance
+        )
         fanout = Fanout(pool, doorbell)
         state.answers.restart()  # the log may be another (or rebuilt) since the app last ran
         await projector.refresh()  # never answer standings at position 0 after a restart
-        for worker in (appends, doorbell, projector):
+        for worker in (appends, doorbell, projector) if writes else (doorbell, projector):
             worker.start()
             started.push_async_callback(worker.stop)
         await fanout.start()
         started.push_async_callback(fanout.stop)
-        await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
         deliverer = Deliverer(pool, doorbell, settings)
+        started.push_async_callback(deliverer.stop)  # closes its HTTP client even if unstarted
+        if writes:
+            await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
+            deliverer.start()
         rebuilds = RebuildWatch(pool, doorbell, state.answers)
-        for follower in (deliverer, rebuilds):
-            follower.start()
-            started.push_async_callback(follower.stop)
+        rebuilds.start()
+        started.push_async_callback(rebuilds.stop)
         state.update(
             pool=pool,
             appends=appends,
             doorbell=doorbell,
-            read_models=ReadModels(projector, pool, settings.read_wait_seconds),
+            read_models=ReadModels(
+                projector, pool, settings.read_wait_seconds, standby=settings.read_only
+            ),
             fanout=fanout,
             deliverer=deliverer,
             migration_heads=head_revisions(),

@@ -34,9 +34,14 @@ log = logging.getLogger("legation")
 
 @contextmanager
 def database(settings: Settings) -> Iterator[str]:
-    """DATABASE_URL when set; else an embedded PostgreSQL, stopped on exit."""
-    if settings.database_url:
-        yield settings.database_url
+    """Where sessions connect: LEGATION_SESSION_DATABASE_URL or DATABASE_URL when set; else
+    an embedded PostgreSQL, stopped on exit.
+
+    Migrations (under a session advisory lock) and the tools run here, never through
+    a pooler that hands each transaction to another server connection.
+    """
+    if settings.session_dsn:
+        yield settings.session_dsn
         return
     data_dir = settings.data_dir or default_data_dir()
     server = EmbeddedPostgres(data_dir)
@@ -80,14 +85,26 @@ def check_key_secret(settings: Settings) -> None:
 def serve(settings: Settings, demo: bool) -> None:
     """Migrate, optionally load the demo incidents, and serve HTTP."""
     check_key_secret(settings)
+    if settings.read_only and demo:
+        print(
+            "legation: --demo writes; a read-only server (LEGATION_READ_ONLY) cannot",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _leave)
     with database(settings) as dsn:
-        migrate(dsn)
+        if settings.read_only:
+            log.info("read-only: no migrations, writes go to %s", settings.primary_url)
+        else:
+            migrate(dsn)
         if demo:
             loaded = asyncio.run(load_demo(dsn))
             log.info("demo: %s", f"{loaded} incidents loaded" if loaded else "incidents exist")
-        app = create_app(msgspec.structs.replace(settings, database_url=dsn))
+        # Without DATABASE_URL the embedded server is the one database for everything.
+        app = create_app(
+            msgspec.structs.replace(settings, database_url=settings.database_url or dsn)
+        )
         log.info("serving on http://%s:%d", settings.host, settings.port)
         # No uvicorn access log line: the edge writes one (LEGATION_ACCESS_LOG), in JSON.
         # log_config=None: uvicorn's records go through the JSON handler too.
@@ -108,15 +125,18 @@ def serve(settings: Settings, demo: bool) -> None:
         )
 
 
-async def project(dsn: str) -> None:
+async def project(settings: Settings) -> None:
     """Keep the read models following the log until SIGTERM or SIGINT."""
+    dsn = settings.database_url
+    assert dsn is not None  # project_command checked
+    session_dsn = settings.session_database_url or dsn
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    pool = await create_pool(dsn, 1, 2)
-    doorbell = Doorbell(dsn)
-    projector = Projector(pool, dsn, doorbell)
+    pool = await create_pool(dsn, 1, 2, settings.statement_cache_size)
+    doorbell = Doorbell(session_dsn)
+    projector = Projector(pool, session_dsn, doorbell)
     doorbell.start()
     projector.start()
     gc.freeze()  # as in serve: full collections need not walk what start-up made
@@ -137,8 +157,14 @@ def project_command(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    migrate(settings.database_url)
-    uvloop.run(project(settings.database_url))  # the event loop serve runs on
+    if settings.read_only:
+        print(
+            "legation: project writes the read models; not with LEGATION_READ_ONLY", file=sys.stderr
+        )
+        return 2
+    with database(settings) as session_dsn:
+        migrate(session_dsn)
+    uvloop.run(project(settings))  # the event loop serve runs on
     return 0
 
 

@@ -23,6 +23,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the service reads from its environment; these are the only defaults."""
 
     database_url: str | None = None
+    # Sessions that a transaction-mode pooler would break (LISTEN, session advisory
+    # locks, migrations, the command-line tools); None: database_url.
+    session_database_url: str | None = None
+    statement_cache_size: int = 100  # asyncpg's; 0 behind PgBouncer < 1.21 in transaction mode
+    read_only: bool = False  # a replica of reads on a hot standby: no writes, no workers
+    primary_url: str | None = None  # where a read-only server sends writers
+    standby_poll_seconds: float = 0.1  # how often a read-only server looks at what was replayed
     data_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_retention_days: int = 30
     key_secret: str = DEFAULT_KEY_SECRET
     access_log: bool = False
+
+    @property
+    def session_dsn(self) -> str | None:
+        """Where sessions that must not be pooled by transaction connect."""
+        return self.session_database_url or self.database_url
 
 
 def _flag(name: str, value: str) -> bool:
@@ -122,6 +134,14 @@ _SECONDS = _decimal(0.05, 3600, "a number of seconds")
 # field -> (environment variable, parser); a variable that is unset keeps the field's default.
 _ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "database_url": ("DATABASE_URL", _optional_text),
+    "session_database_url": ("LEGATION_SESSION_DATABASE_URL", _optional_text),
+    "statement_cache_size": ("LEGATION_STATEMENT_CACHE_SIZE", _integer(0, 100_000)),
+    "read_only": ("LEGATION_READ_ONLY", _flag),
+    "primary_url": ("LEGATION_PRIMARY_URL", _optional_text),
+    "standby_poll_seconds": (
+        "LEGATION_STANDBY_POLL_SECONDS",
+        _decimal(0.01, 60, "a number of seconds"),
+    ),
     "data_dir": ("LEGATION_DATA_DIR", _path),
     "host": ("LEGATION_HOST", _text),
     "port": ("LEGATION_PORT", _integer(0, 65535)),
@@ -157,4 +177,17 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         for field, (name, parse) in _ENVIRONMENT.items()
         if env.get(name, "") != ""
     }
-    return Settings(**given)
+    settings = Settings(**given)
+    _check_together(settings)
+    return settings
+
+
+def _check_together(settings: Settings) -> None:
+    # Both settings name a server that must already exist; the embedded one is neither.
+    if settings.database_url is None:
+        for name, value in (
+            ("LEGATION_READ_ONLY", settings.read_only),
+            ("LEGATION_SESSION_DATABASE_URL", settings.session_database_url),
+        ):
+            if value:
+                raise InvalidSettings(f"{name} needs DATABASE_URL")

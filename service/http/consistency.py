@@ -27,8 +27,18 @@ MinPosition = Annotated[
 class ReadModels:
     """Where the read models are, and waiting for them to include a position."""
 
-    def __init__(self, projector: Projector, pool: asyncpg.Pool[Any], wait_seconds: float) -> None:
+    def __init__(
+        self,
+        projector: Projector,
+        pool: asyncpg.Pool[Any],
+        wait_seconds: float,
+        *,
+        standby: bool = False,
+    ) -> None:
         self._projector, self.pool, self._wait = projector, pool, wait_seconds
+        # On a standby a position past the replayed head was written on the primary
+        # and is on its way: it is waited for like any other, never refused at once.
+        self._standby = standby
 
     @property
     def position(self) -> int:
@@ -43,7 +53,8 @@ class ReadModels:
         position = max((value for value in wanted.values() if value is not None), default=None)
         if position is None or position <= self._projector.position:
             return
-        await self._within_head(wanted)
+        if not self._standby:
+            await self._within_head(wanted)
         if not await self._projector.caught_up(position, self._wait):
             raise Unavailable(
                 f"the read models have not reached position {position} yet; retry shortly",

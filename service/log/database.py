@@ -42,8 +42,14 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     return None
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
-    """A pool whose connections carry the service's codecs."""
+async def create_pool(
+    dsn: str, min_size: int = 2, max_size: int = 10, statement_cache_size: int = 100
+) -> asyncpg.Pool[Any]:
+    """A pool whose connections carry the service's codecs.
+
+    `statement_cache_size=0` for a pooler that hands each transaction to another
+    server connection: a named statement prepared on one would be missing on the next.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -51,6 +57,7 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
         init=init_connection,
         reset=_keep_session,
         command_timeout=60,
+        statement_cache_size=statement_cache_size,
     )
 
 

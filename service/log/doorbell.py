@@ -50,11 +50,10 @@ async def cancel(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-class Doorbell:
-    """Wakes waiters when an append commits; reconnects its LISTEN when it drops."""
+class Bell:
+    """Wakes whoever follows the log; what makes it ring is the subclass's `_run`."""
 
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
+    def __init__(self) -> None:
         self._rung = Signal()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -70,11 +69,11 @@ class Doorbell:
         self._rebuilt.append(callback)
 
     def start(self) -> None:
-        """Start listening (in the background)."""
+        """Start ringing (in the background)."""
         self._task = asyncio.create_task(self._run(), name="legation-doorbell")
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop ringing."""
         await cancel(self._task)
         self._task = None
 
@@ -86,17 +85,36 @@ class Doorbell:
         """Wait for the next ring, at most `within` seconds; whether it rang."""
         return await self._rung.wait(within)
 
+    def announce_projected(self) -> None:
+        """Tell every follower of the checkpoint to read it from the table."""
+        for callback in self._projected:
+            callback()
+
+    def announce_rebuilt(self) -> None:
+        """Tell every keeper of answers that the read models were swapped."""
+        for callback in self._rebuilt:
+            callback()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Doorbell(Bell):
+    """Wakes waiters when an append commits; reconnects its LISTEN when it drops."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__()
+        self._dsn = dsn
+
     def _appended(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
         self.ring()
 
     def _announced(self, _conn: object, _pid: int, _channel: str, _payload: object) -> None:
-        for callback in self._projected:
-            callback()
+        self.announce_projected()
 
     def _announced_rebuild(self, *_: object) -> None:
         # Whoever sent it, the cost of a false one is only recomputing answers.
-        for callback in self._rebuilt:
-            callback()
+        self.announce_rebuilt()
 
     async def _run(self) -> None:
         while True:

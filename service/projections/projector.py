@@ -30,7 +30,7 @@ from service.projections import versions
 from service.projections.versions import Transition
 
 if TYPE_CHECKING:
-    from service.log.doorbell import Doorbell
+    from service.log.doorbell import Bell
     from service.log.envelope import RecordedEvent
     from service.log.store import Connection
 
@@ -107,7 +107,7 @@ class Projector:
         self,
         pool: asyncpg.Pool[Any],
         dsn: str,
-        doorbell: Doorbell,
+        doorbell: Bell,
         *,
         projects: bool = True,
         on_moved: Callable[[int], None] = lambda position: None,

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from service.log.doorbell import Doorbell, cancel
+from service.log.doorbell import Bell, cancel
 from service.projections.answer_cache import AnswerCache
 
 log = logging.getLogger("legation.cache")
@@ -30,7 +30,7 @@ SELECT array_agg(to_regclass('public.' || name)::oid ORDER BY name)
 class RebuildWatch:
     """Clears `cache` when a rebuild is announced or its swapped tables are seen."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell, cache: AnswerCache) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Bell, cache: AnswerCache) -> None:
         self._pool, self._cache = pool, cache
         self._tables: list[int] | None = None
         self._task: asyncio.Task[None] | None = None

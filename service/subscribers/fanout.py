@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from service.log.doorbell import Doorbell, cancel
+from service.log.doorbell import Bell, cancel
 from service.log.envelope import EVENT_COLUMNS, RecordedEvent, recorded
 from service.log.store import LogFilter, head_position
 
@@ -191,7 +191,7 @@ class Follower:
 class Fanout:
     """Follows the log for every live subscriber of this process."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Bell) -> None:
         self._pool, self._doorbell = pool, doorbell
         self._followers: set[Follower] = set()
         self._task: asyncio.Task[None] | None = None

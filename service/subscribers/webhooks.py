@@ -42,7 +42,7 @@ from service.subscribers.webhook_posts import TIMEOUT, Outcome, post
 
 if TYPE_CHECKING:
     from service.config import Settings
-    from service.log.doorbell import Doorbell
+    from service.log.doorbell import Bell
 
 log = logging.getLogger("legation.webhooks")
 # Deliveries in flight at once per process; each holds a subscription, no connection.
@@ -78,7 +78,7 @@ class Deliverer:
     only its own subscription and one of the slots.
     """
 
-    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Doorbell, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Bell, settings: Settings) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
         # No redirects, no proxies from the environment: only the pinned address.
         # Connections are kept alive between deliveries to the same address.

@@ -14,6 +14,7 @@ from service.http.metrics import Metrics, render
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.log.database import applied_revisions
+from service.log.replay import replay_lag
 from service.log.store import head_position
 from service.projections.projector import checkpoint
 from service.subscribers.fanout import Fanout
@@ -37,6 +38,8 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     log_head: int | None = None
     projected: int | None = None
     projector_lag: int | None = None
+    # On a hot standby: seconds its replay trails the WAL it received (absent on a primary).
+    replay_lag_seconds: float | None = None
 
 
 @get("/health", tags=["operations"], summary="Liveness", opt=route_meta(scope="public"))
@@ -61,9 +64,10 @@ async def ready(
             if await applied_revisions(conn) != migration_heads:
                 return _unready(Readiness("unavailable", database="ok", migrations="behind"))
             head, projected = await head_position(conn), await checkpoint(conn)
+            lag = await replay_lag(conn)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return _unready(Readiness("unavailable", database="unreachable", migrations="unknown"))
-    return Response(Readiness("ok", "ok", "head", head, projected, head - projected))
+    return Response(Readiness("ok", "ok", "head", head, projected, head - projected, lag))
 
 
 def _unready(body: Readiness) -> Response[Readiness]:
