@@ -139,7 +139,11 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
             appends=appends,
             doorbell=doorbell,
             read_models=ReadModels(
-                projector, pool, settings.read_wait_seconds, standby=settings.read_only
+                projector,
+                pool,
+                settings.read_wait_seconds,
+                standby=settings.read_only,
+                bell=doorbell,
             ),
             fanout=fanout,
             deliverer=deliverer,

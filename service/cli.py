@@ -95,7 +95,7 @@ def serve(settings: Settings, demo: bool) -> None:
         signal.signal(signum, _leave)
     with database(settings) as dsn:
         if settings.read_only:
-            log.info("read-only: no migrations, writes go to %s", settings.primary_url)
+            log.info("read-only: serving reads; writes go to %s", settings.primary_url)
         else:
             migrate(dsn)
         if demo:

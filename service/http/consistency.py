@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import asyncpg
 from litestar.params import QueryParameter
@@ -10,6 +11,12 @@ from litestar.params import QueryParameter
 from service.http.problems import FieldError, InvalidInput, Unavailable
 from service.log.store import head_position
 from service.projections.projector import Projector
+
+if TYPE_CHECKING:
+    from service.log.doorbell import Bell
+
+# How often a read waiting for a standby's replay reads the head, rings or not.
+HEAD_INTERVAL: Final = 0.05
 
 MinPosition = Annotated[
     int | None,
@@ -20,6 +27,17 @@ MinPosition = Annotated[
         description="Answer only once the read models include this log position "
         "(waits up to LEGATION_READ_WAIT_SECONDS, 5 s by default, then 503 with Retry-After; "
         "a position beyond the log's head is a 422 at once).",
+    ),
+]
+LogMinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        name="min_position",
+        ge=0,
+        le=2**62,
+        description="Answer only once the log includes this position: at once where writes "
+        "are taken (a position beyond the log's head is a 422); on a read-only server, once "
+        "its standby has replayed it (waits up to LEGATION_READ_WAIT_SECONDS, then 503).",
     ),
 ]
 
@@ -34,11 +52,12 @@ class ReadModels:
         wait_seconds: float,
         *,
         standby: bool = False,
+        bell: Bell | None = None,
     ) -> None:
         self._projector, self.pool, self._wait = projector, pool, wait_seconds
         # On a standby a position past the replayed head was written on the primary
         # and is on its way: it is waited for like any other, never refused at once.
-        self._standby = standby
+        self._standby, self._bell = standby, bell
 
     @property
     def position(self) -> int:
@@ -60,6 +79,31 @@ class ReadModels:
                 f"the read models have not reached position {position} yet; retry shortly",
                 headers={"Retry-After": "1"},
             )
+
+    async def reach_log(self, min_position: int | None) -> None:
+        """Return once the log (not the read models) includes `min_position`: on a primary
+        at once, 422 beyond its head; on a standby once replayed, 503 after the wait."""
+        if min_position is None:
+            return
+        if not self._standby:
+            await self._within_head({"min_position": min_position})
+        elif not await self._replayed(min_position):
+            raise Unavailable(
+                f"this standby has not replayed position {min_position} yet; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+
+    async def _replayed(self, position: int) -> bool:
+        deadline = time.monotonic() + self._wait
+        while True:
+            async with self.pool.acquire() as conn:
+                if await head_position(conn) >= position:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._bell is not None:
+                await self._bell.wait(min(left, HEAD_INTERVAL))
 
     async def _within_head(self, wanted: dict[str, int | None]) -> None:
         # A position the log does not hold yet may never come: waiting for it would

@@ -9,9 +9,9 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
 from service.http.actor_params import actor_params
+from service.http.consistency import LogMinPosition, ReadModels
 from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
-from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.incidents.catalogue import EVENT_TYPES
 from service.log.envelope import RecordedEvent
@@ -51,7 +51,7 @@ def _split(values: list[str] | None) -> list[str]:
     opt=route_meta(problems=(422,), scope="read"),
 )
 async def list_events(
-    pool: NamedDependency[Pool],
+    read_models: NamedDependency[ReadModels],
     after: Annotated[
         int, Parameter(ge=0, le=2**62, description="Return events after this position")
     ] = 0,
@@ -66,11 +66,13 @@ async def list_events(
         list[str] | None,
         Parameter(max_items=20, description="Actor codes, repeated or comma-separated"),
     ] = None,
+    min_position: LogMinPosition = None,
 ) -> Response[EventPage]:
     """Events after `after` in position order; page on with `next`."""
     types, countries = _split(event_type), _split(country)
     filters = log_filter(types, countries)
-    async with pool.acquire() as conn:
+    await read_models.reach_log(min_position)
+    async with read_models.pool.acquire() as conn:
         items = await read_all(conn, after, limit, filters)
         head = await head_position(conn)
     query = {"after": items[-1].position if items else after, "limit": limit}

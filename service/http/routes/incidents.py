@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 from service.http import request_ids
 from service.http.actor_params import actor_param
 from service.http.bodies import json_body
-from service.http.consistency import MinPosition, ReadModels
+from service.http.consistency import LogMinPosition, MinPosition, ReadModels
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.http.resources import Pool
@@ -188,12 +188,15 @@ LIFECYCLE = (
     opt=route_meta(problems=(404,), scope="read"),
 )
 async def read_incident(
-    pool: NamedDependency[Pool],
+    read_models: NamedDependency[ReadModels],
     incident_id: FromPath[UUID],
     if_none_match: IfNoneMatch = None,
+    min_position: LogMinPosition = None,
 ) -> Response[IncidentView | None]:
-    """The incident's current view; 304 when If-None-Match names its ETag."""
-    current = await handlers.load(pool, incident_id)
+    """The incident's current view (folded from the log); 304 when If-None-Match names its
+    ETag."""
+    await read_models.reach_log(min_position)
+    current = await handlers.load(read_models.pool, incident_id)
     state, position = current.state, current.position
     if none_match(if_none_match, etag(state.version)):
         headers = {"ETag": etag(state.version), POSITION: str(position)}
