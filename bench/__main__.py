@@ -1,4 +1,4 @@
-"""Every bench in turn: append, ingest, read, then subscribe (what `make bench` runs).
+"""Every bench in turn: append, ingest, read, standby, then subscribe (what `make bench` runs).
 
 Run: python -m bench [--seconds N] [--quick]
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import append, ingest, read, subscribe
+from bench import append, ingest, read, standby, subscribe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only the options every bench takes are passed on; each keeps its own defaults.
     shared = ["--seconds", str(args.seconds), *(["--quick"] if args.quick else [])]
     # Run sequentially, never together: they would share the 2 cores and skew each other.
-    for index, run in enumerate((append.main, ingest.main, read.main)):
+    for index, run in enumerate((append.main, ingest.main, read.main, standby.main)):
         if index:
             print()
         if status := run(shared):
