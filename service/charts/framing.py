@@ -71,16 +71,28 @@ def sentence(claim: str, totals: Totals, steps: Sequence[Step]) -> str:
 
 def _reasons(totals: Totals, steps: Sequence[Step]) -> list[str]:
     """Why a figure is a range, incident by incident, as the reports say it."""
-    reasons = [f"{step.expelled}'s count is disputed" for step in steps if step.disputed]
+    # An open range is said below: "disputed" is for sources that set both ends.
+    reasons = [
+        f"{_possessive(step.expelled)} count is disputed"
+        for step in steps
+        if step.disputed and step.most is not None
+    ]
     if totals.uncounted:
-        reports = "report gives" if totals.uncounted == 1 else "reports give"
-        reasons.append(f"{totals.uncounted} {reports} no number")
-    opened = [s for s in steps if s.most is None and not s.uncounted]
+        reasons.append(f"{_reports(totals.uncounted)} no number")
+    opened = sum(1 for step in steps if step.most is None and not step.uncounted)
     if opened:
-        reasons.append(f"{len(opened)} only a lower bound")
+        reasons.append(f"{_reports(opened)} only a lower bound")
     reasons += [
         f"{step.reported} by {step.expelling} together, not one alone"
         for step in steps
         if step.joint
     ]
     return reasons
+
+
+def _reports(many: int) -> str:
+    return "1 report gives" if many == 1 else f"{many} reports give"
+
+
+def _possessive(names: str) -> str:
+    return f"{names}'" if names.endswith("s") else f"{names}'s"

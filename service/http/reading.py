@@ -156,7 +156,7 @@ class Reading:
             following = next_link(self.request, entry.next_cursor)["Link"]
             headers["Link"] = ", ".join(filter(None, (following, headers.get("Link"))))
         if none_match(self.if_none_match, entry.etag):
-            return cast(Response[bytes], Response(None, status_code=304, headers=headers))
+            return Response(b"", status_code=304, headers=headers)
         return Response(entry.body, media_type=media_type, headers=headers)
 
     async def _memento(self, at: At) -> dict[str, str]:
