@@ -23,7 +23,9 @@ from service.http.resources import DEPENDENCIES
 from service.http.routes import (
     blocs,
     charts,
+    embeds,
     events,
+    front_page,
     health,
     incidents,
     standings,
@@ -88,6 +90,8 @@ def _routes(settings: Settings) -> list[HTTPRouteHandler]:
         *events.ROUTES,
         *standings.ROUTES,
         *charts.ROUTES,
+        *embeds.ROUTES,
+        *front_page.ROUTES,
         *blocs.ROUTES,
         *health.ROUTES,
     ]

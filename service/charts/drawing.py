@@ -36,6 +36,7 @@ class Drawn(msgspec.Struct, frozen=True):
     steps: Steps
     words: Framing
     footer: Footer
+    incidents: list[history.ExpulsionAt]  # as found, sources and corrections included
 
 
 async def drawn(conn: Connection, at: At, subject: Subject) -> Drawn:
@@ -60,7 +61,7 @@ async def drawn(conn: Connection, at: At, subject: Subject) -> Drawn:
         carried=made.carried,
         start=subject.start,
     )
-    return Drawn(made, words, footer)
+    return Drawn(made, words, footer, found)
 
 
 def specification(chart: Drawn, theme: str = "light") -> Spec:

@@ -121,16 +121,17 @@ class Reading:
         render: Callable[[At], Awaitable[bytes]],
         media_type: str,
         side: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response[bytes]:
         """Like `answer`, for a body `render` makes whole (it reads the pool itself, so
-        that no connection is held while it renders) in `media_type`."""
+        that no connection is held while it renders) in `media_type`, with `headers`."""
         at = await self.at(None, side)
 
         async def make() -> Cached:
             return cached(await render(at))
 
         entry = await self._kept((key, media_type), at, make)
-        return await self._respond(entry, at, media_type, {"Vary": "Accept"})
+        return await self._respond(entry, at, media_type, headers)
 
     async def _kept(self, key: Hashable, at: At, make: Callable[[], Awaitable[Cached]]) -> Cached:
         """The answer kept for `key` at `at`, made (and kept) when there is none."""

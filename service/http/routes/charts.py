@@ -72,7 +72,7 @@ async def answer(reading: Reading, subject: Subject, side: str | None) -> Respon
     """The chart of `subject`, kept by position like every standing."""
     media = media_type(reading)
     render = partial(_render, reading.read_models.pool, subject, media)
-    return await reading.rendered(("chart", subject), render, media, side)
+    return await reading.rendered(("chart", subject), render, media, side, {"Vary": "Accept"})
 
 
 @get(
