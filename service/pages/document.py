@@ -75,6 +75,7 @@ def page(title: str, body: str, script: str, theme: str, data: str = "") -> str:
         f'<!DOCTYPE html>\n<html lang="en" class="{text(theme)}"{data}>\n<head>\n'
         '<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<link rel="icon" href="data:,">\n'  # no /favicon.ico request
         f"<title>{text(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
         f"<script>{script}</script>\n</body>\n</html>\n"
     )

@@ -53,7 +53,11 @@ def _figure(chart: Drawn, svg: str) -> str:
     # The SVG is an image to assistive technology: the data table below reads it out.
     label = text(f"Chart: {chart.words.title}. The data table below lists each incident.")
     image = svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
-    return f"<figure>{image}<figcaption>{text(chart.footer.lines())}</figcaption></figure>"
+    legend = (
+        "Lines: the counts as reported. Bands: the range the sources allow; a band that "
+        "fades out at the top has no upper bound."
+    )
+    return f"<figure>{image}<figcaption>{legend}</figcaption></figure>"
 
 
 def _known(chart: Drawn, live: bool, permanent: str) -> str:

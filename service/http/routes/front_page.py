@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Final, Literal
 
 from litestar import Response, get
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Redirect
@@ -58,4 +59,16 @@ async def front_page(
     return Response(html, media_type=MEDIA_TYPE, headers=HEADERS)
 
 
-ROUTES = [front_page]
+@get(
+    "/favicon.ico",
+    operation_id="getFavicon",
+    include_in_schema=False,
+    opt=route_meta(scope="public"),
+    status_code=204,
+    cache_control=CacheControlHeader(max_age=86400),
+)
+async def favicon() -> None:
+    """No icon: a browser that opens a chart asks for one; 204 says there is none."""
+
+
+ROUTES = [front_page, favicon]
