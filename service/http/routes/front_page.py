@@ -39,7 +39,7 @@ Sort = Literal["name", "expelled", "own", "balance", "incidents"]
 )
 async def front_page(
     q: Annotated[str, QueryParameter(max_length=100)] = "",
-    sort: Sort = "expelled",
+    sort: Annotated[Sort, QueryParameter(description="Column to sort by")] = "expelled",
     *,
     reading: NamedDependency[Reading],
 ) -> Response[str] | Redirect:
