@@ -50,7 +50,7 @@ async def test_each_page_allows_only_its_own_inline_script_and_style(
 async def test_the_embed_says_the_figures_and_their_ranges_in_words(
     client: Client, seeded: int
 ) -> None:
-    params = {"members": "true", "min_position": seeded}
+    params: dict[str, str | int] = {"members": "true", "min_position": seeded}
     page = (await client.get("/embed/relations/EU/RU", params=params)).text
     assert (
         '<p class="figure">Russian Federation has expelled 54 diplomats of the EU side '
