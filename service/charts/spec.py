@@ -104,12 +104,13 @@ def _drawing(drawn: Steps, theme: str) -> Spec:
         "field": "date",
         "type": "temporal",
         "scale": {"type": "utc", "domain": [_day(drawn.start), _day(drawn.end)]},
-        "axis": {"title": None, "format": "%-d %b %Y", "labelOverlap": True},
+        # Fewer ticks: each label is measured as text, most of a render's time.
+        "axis": {"title": None, "format": "%-d %b %Y", "labelOverlap": True, "tickCount": 6},
     }
     y = {
         "type": "quantitative",
         "scale": {"domain": [0, drawn.ceiling], "nice": False},
-        "axis": {"title": "Diplomats expelled, cumulative"},
+        "axis": {"title": "Diplomats expelled, cumulative", "tickCount": 5},
     }
     colour = {
         "field": "side",
