@@ -23,6 +23,8 @@ WIDTH, HEIGHT = 640, 300
 # Colours that keep a 3:1 contrast on each background (WCAG 1.4.11).
 PALETTES: Final = {"light": ("#1f5fa8", "#b4420a"), "dark": ("#7cb4f0", "#f59e5b")}
 LINK_COLOURS: Final = {"light": "#555555", "dark": "#bbbbbb"}
+# Text marks take no colour from a theme: the footer's and the message's are set here.
+TEXT_COLOURS: Final = {"light": "#333333", "dark": "#e6e6e6"}
 
 
 class Footer(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,28 +56,34 @@ def chart(drawn: Steps, words: Framing, footer: Footer, theme: str = "light") ->
         framing.sentence(claim, totals, drawn.steps)
         for claim, totals in zip(words.claims, drawn.totals, strict=True)
     ]
-    body = _drawing(drawn, theme) if drawn.points else _nothing(words)
+    body = _drawing(drawn, theme) if drawn.points else _nothing(words, theme)
     return {
         "$schema": SCHEMA,
         "description": f"{words.title}. {' '.join(subtitle)}",
         "title": {"text": words.title, "subtitle": subtitle, "anchor": "start"},
-        "vconcat": [body, _footer(footer)],
+        "vconcat": [body, _footer(footer, theme)],
         "config": {"view": {"stroke": None}, "font": "sans-serif"},
     }
 
 
-def _nothing(words: Framing) -> Spec:
+def _nothing(words: Framing, theme: str) -> Spec:
     message = f"No expulsions {words.subject} are recorded."
     return {
         "width": WIDTH,
         "height": 40,
         "data": {"values": [{"message": message}]},
-        "mark": {"type": "text", "align": "left", "baseline": "middle", "fontSize": 14},
+        "mark": {
+            "type": "text",
+            "align": "left",
+            "baseline": "middle",
+            "fontSize": 14,
+            "color": TEXT_COLOURS[theme],
+        },
         "encoding": {"text": {"field": "message"}, "x": {"value": 0}, "y": {"value": 20}},
     }
 
 
-def _footer(footer: Footer) -> Spec:
+def _footer(footer: Footer, theme: str) -> Spec:
     return {
         "width": WIDTH,
         "height": 16 * (footer.lines().count("\n") + 1),
@@ -86,6 +94,7 @@ def _footer(footer: Footer) -> Spec:
             "baseline": "top",
             "fontSize": 11,
             "lineBreak": "\n",
+            "color": TEXT_COLOURS[theme],
         },
         "encoding": {"text": {"field": "text"}, "x": {"value": 0}, "y": {"value": 0}},
     }
@@ -116,7 +125,7 @@ def _drawing(drawn: Steps, theme: str) -> Spec:
         "field": "side",
         "type": "nominal",
         "scale": {"domain": list(drawn.sides), "range": list(colours)},
-        "legend": {"title": None, "orient": "top"},
+        "legend": {"title": None, "orient": "top", "labelLimit": 400},
     }
     layers = [
         layer
