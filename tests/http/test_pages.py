@@ -101,6 +101,9 @@ async def test_an_actor_with_no_incidents_is_said_plainly_and_dark_is_dark(
     page = (await client.get("/embed/countries/FI", params={"theme": "dark"})).text
     assert '<html lang="en" class="dark"' in page
     assert "<p>No expulsions involving Finland are recorded.</p>" in page
+    svg = page.split("<figure>")[1]
+    assert 'fill="#e6e6e6"' in svg  # the chart's own words are light on the dark theme
+    assert 'fill="#e6e6e6"' not in (await client.get("/embed/countries/FI")).text
     refused = await client.get("/embed/relations/FI/fin")
     assert refused.status_code == 422
 
