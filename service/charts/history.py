@@ -11,7 +11,9 @@ from uuid import UUID
 import msgspec
 
 from service.incidents.catalogue import Source, corrected_decoder, source_added_decoder
-from service.projections.standings import FIGURES, PLAIN, At, _members, _sided
+# `v` and its figures (number, least, most, ...) are the standings' own, so that a
+# chart's last level is always the standing's figure.
+from service.projections.standings import PLAIN, At, _members, _sided
 
 if TYPE_CHECKING:
     from service.log.store import Connection
@@ -36,7 +38,6 @@ SELECT v.incident_id AS id, v.occurred_on, v.reported_position,
 """
 EXPULSIONS_PLAIN: Final = PLAIN + EXPULSIONS
 EXPULSIONS_SIDED: Final = _sided(5) + EXPULSIONS
-assert "AS number" in FIGURES  # the columns EXPULSIONS reads come from there
 
 # Sources and corrections are not versioned rows: the stream's events up to N are.
 TRAIL: Final = """
