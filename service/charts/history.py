@@ -11,13 +11,13 @@ from uuid import UUID
 import msgspec
 
 from service.incidents.catalogue import Source, corrected_decoder, source_added_decoder
-# `v` and its figures (number, least, most, ...) are the standings' own, so that a
-# chart's last level is always the standing's figure.
 from service.projections.standings import PLAIN, At, _members, _sided
 
 if TYPE_CHECKING:
     from service.log.store import Connection
 
+# `v` and its figures (number, least, most, ...) are the standings' own, so that a
+# chart's last level is always the standing's figure.
 # The rows of `v` (the versions current at $1 that occurred by $2) a chart draws:
 # expulsions with $3 on one side, and $4 (when given) on the other. `v` counts a
 # bloc's side as the bloc; `s`, the same version, names the parties as reported.
