@@ -1,4 +1,5 @@
-"""Read throughput: GET /v1/countries/RU, the full rebuild and paging the log, against ceilings.
+"""Read throughput: GET /v1/countries/RU, the seed chart, the full rebuild and paging the log,
+against ceilings.
 
 HTTP: wrk GETs a real `legation serve --demo` and a minimal Litestar app
 (bench.baseline_app, same uvicorn settings). Rebuild: the real rebuild over a
@@ -94,6 +95,8 @@ def _legation_argv(port: int) -> list[str]:
 
 MINIMAL = Target("litestar_minimal_get", _minimal_argv, "/minimal", b'"code":"RU"')
 COUNTRY = Target("http_get_country", _legation_argv, "/v1/countries/RU", b'"code":"RU"')
+# The seed chart as SVG: rendered once per log position, then answered from memory.
+CHART = Target("http_get_chart", _legation_argv, "/v1/relations/EU/RU/chart?members=true", b"<svg")
 
 
 # The last event of the first page: the page is full and in position order.
@@ -109,7 +112,12 @@ def http_rows(seconds: float) -> list[Row]:
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
         minimal = http_row(MINIMAL, dsn, seconds, Path(tmp))
         real = http_row(COUNTRY, dsn, seconds, Path(tmp))
-    return [minimal, Row(real.name, real.value, real.unit, real.p99_ms, minimal.value)]
+        chart = http_row(CHART, dsn, seconds, Path(tmp))
+    return [
+        minimal,
+        Row(real.name, real.value, real.unit, real.p99_ms, minimal.value),
+        Row(chart.name, chart.value, chart.unit, chart.p99_ms, minimal.value),
+    ]
 
 
 def page_row(target: Target, dsn: str, events: int, seconds: float, logs: Path) -> Row:
@@ -232,6 +240,7 @@ def print_goals(rows: list[Row], events: int, rebuild_s: float) -> None:
     label = size_label(events)
     goals = [
         ("http GET country / litestar minimal GET", "http_get_country", 0.6),
+        ("http GET chart / litestar minimal GET", "http_get_chart", 0.5),
         ("http GET events page / litestar minimal", "http_get_events_page", None),
         ("rebuild / raw scan + decode", f"rebuild_{label}", 0.25),
     ]

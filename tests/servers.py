@@ -41,18 +41,24 @@ Server = subprocess.Popen[bytes]
 
 
 def start(
-    dsn: str, settings: Mapping[str, str], port: int | None = None, stderr: Path | None = None
+    dsn: str,
+    settings: Mapping[str, str],
+    port: int | None = None,
+    stderr: Path | None = None,
+    demo: bool = False,
 ) -> tuple[str, Server]:
     """Start `legation serve` on `dsn`; returns its base URL and process once it is ready.
 
     `settings` are LEGATION_* variables without the prefix (`{"rate_limit": "0"}`);
-    the server's stderr goes to the file `stderr` if given, else nowhere.
+    the server's stderr goes to the file `stderr` if given, else nowhere; `demo`
+    loads the demo's incidents (`--demo`).
     """
     port = port or free_port()
     env = os.environ | {"DATABASE_URL": dsn, "LEGATION_PORT": str(port)}
     env |= {f"LEGATION_{name.upper()}": value for name, value in settings.items()}
     with open(stderr, "wb") if stderr else open(os.devnull, "wb") as log:
-        process = subprocess.Popen([str(LEGATION), "serve"], env=env, stderr=log)
+        command = [str(LEGATION), "serve", *(["--demo"] if demo else [])]
+        process = subprocess.Popen(command, env=env, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process)

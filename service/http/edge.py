@@ -102,7 +102,7 @@ class Edge:
             return 0.0
         return max(self.buckets.wait(caller) for caller in rate_limits.callers(scope))
 
-    def _key(self, scope: Scope) -> tuple[str, str, bytes] | None:
+    def _key(self, scope: Scope) -> tuple[str, str, bytes, bytes] | None:
         handler = scope.get("route_handler")
         if not self.remembering or handler is None:
             return None
@@ -111,12 +111,15 @@ class Edge:
             return None
         if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
             return None
-        for name, _ in scope["headers"]:
+        accept = b""
+        for name, value in scope["headers"]:
             if name in _NOT_BY_URL:
                 return None  # the answer depends on the request, not only on the URL
-        return "edge", scope["path"], scope["query_string"]
+            if name == b"accept":
+                accept = value  # a chart is SVG or its specification
+        return "edge", scope["path"], scope["query_string"], accept
 
-    def _recall(self, key: tuple[str, str, bytes]) -> Remembered | None:
+    def _recall(self, key: tuple[str, str, bytes, bytes]) -> Remembered | None:
         # The projector advances the cache as it moves: what is kept is live.
         remembered = self.answers.get(key)
         if not isinstance(remembered, Remembered) or remembered.position != self.answers.head:
@@ -125,7 +128,7 @@ class Edge:
 
     def _remember(
         self,
-        key: tuple[str, str, bytes],
+        key: tuple[str, str, bytes, bytes],
         start: HTTPResponseStartEvent,
         body: bytes,
         generation: int,

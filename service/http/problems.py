@@ -78,6 +78,12 @@ class NotFound(Problem):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class NotAcceptable(Problem):
+    """No media type the route answers with is acceptable to the client (Accept)."""
+
+    status, slug, title = 406, "not-acceptable", "Not acceptable"
+
+
 class Conflict(Problem):
     """The request conflicts with what the log already holds."""
 

@@ -106,23 +106,59 @@ class Reading:
         # dependencies before it checks the route's own parameters, and a malformed code
         # or cursor is a 422 at once, never after waiting for the read models.
         at = await self.at(after, side)
+
+        async def make() -> Cached:
+            async with self.read_models.pool.acquire() as conn:
+                body, following = await compute(conn, at)
+            return cached(_encoder.encode(body), following)
+
+        entry = await self._kept(key, at, make)
+        return cast(Response[T], await self._respond(entry, at, "application/json"))
+
+    async def rendered(
+        self,
+        key: Hashable,
+        render: Callable[[At], Awaitable[bytes]],
+        media_type: str,
+        side: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response[bytes]:
+        """Like `answer`, for a body `render` makes whole (it reads the pool itself, so
+        that no connection is held while it renders) in `media_type`, with `headers`."""
+        at = await self.at(None, side)
+
+        async def make() -> Cached:
+            return cached(await render(at))
+
+        entry = await self._kept((key, media_type), at, make)
+        return await self._respond(entry, at, media_type, headers)
+
+    async def _kept(self, key: Hashable, at: At, make: Callable[[], Awaitable[Cached]]) -> Cached:
+        """The answer kept for `key` at `at`, made (and kept) when there is none."""
         pinned = self.known_at is not None or self.cursor is not None
         entry = self.answers.get((key, at))
         if not isinstance(entry, Cached):
             generation = self.answers.generation
-            async with self.read_models.pool.acquire() as conn:
-                body, following = await compute(conn, at)
-                entry = cached(_encoder.encode(body), following)
+            entry = await make()
             live_at = None if pinned else at.position
             self.answers.put((key, at), entry, live_at, generation)
-        headers = {"ETag": entry.etag, POSITION: str(at.position), **await self._memento(at)}
+        return entry
+
+    async def _respond(
+        self, entry: Cached, at: At, media_type: str, extra: dict[str, str] | None = None
+    ) -> Response[bytes]:
+        headers = {
+            "ETag": entry.etag,
+            POSITION: str(at.position),
+            **await self._memento(at),
+            **(extra or {}),
+        }
         if entry.next_cursor is not None:
             following = next_link(self.request, entry.next_cursor)["Link"]
             headers["Link"] = ", ".join(filter(None, (following, headers.get("Link"))))
         if none_match(self.if_none_match, entry.etag):
-            return cast(Response[T], Response(None, status_code=304, headers=headers))
-        answer = Response(entry.body, media_type="application/json", headers=headers)
-        return cast(Response[T], answer)
+            return Response(b"", status_code=304, headers=headers)
+        return Response(entry.body, media_type=media_type, headers=headers)
 
     async def _memento(self, at: At) -> dict[str, str]:
         """Memento-Datetime for an answer as known then; a live one links its memento."""

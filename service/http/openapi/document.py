@@ -22,7 +22,9 @@ from litestar.openapi.spec import (
     Operation,
     Reference,
     RequestBody,
+    Schema,
 )
+from litestar.openapi.spec.enums import OpenAPIType
 
 from service.http import rate_limits
 from service.http.openapi import links as openapi_links
@@ -239,6 +241,8 @@ def refine(app: Litestar) -> None:
             _answer(operation, _named(next(answer_schemas), answer, document))
         if meta.ndjson_body:
             operation.request_body = _ndjson_body()
+        if meta.answers:
+            _media_types(operation, meta.answers)
         statuses = {*meta.problems, *_cross_cutting(path, operation, meta)}
         operation.responses = _with_problems(operation.responses or {}, statuses, problem_schema)
         _not_modified(operation)
@@ -318,6 +322,22 @@ def _answer(operation: Operation, schema: Reference) -> None:
         content = getattr(response, "content", None) or {}
         if int(status) < 300 and "application/json" in content:
             content["application/json"].schema = schema
+
+
+# What each media type a route may answer by Accept holds.
+ANSWER_SCHEMAS: dict[str, Schema] = {
+    "image/svg+xml": Schema(type=OpenAPIType.STRING, description="An SVG image"),
+    "application/vnd.vegalite.v5+json": Schema(
+        type=OpenAPIType.OBJECT, description="A Vega-Lite 5 specification, its data inline"
+    ),
+}
+
+
+def _media_types(operation: Operation, answers: tuple[str, ...]) -> None:
+    """The 200 answer in each media type the route chooses between by Accept."""
+    ok = (operation.responses or {}).get("200")
+    if isinstance(ok, OpenAPIResponse):
+        ok.content = {media: OpenAPIMediaType(schema=ANSWER_SCHEMAS[media]) for media in answers}
 
 
 def _reference(schema: dict[str, Any]) -> Reference:
