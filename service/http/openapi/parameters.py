@@ -2,7 +2,8 @@
 
 Litestar writes every optional parameter as `oneOf [T, null]`, integer bounds as
 floats and codes as bare strings; clients and fuzzers then send what the server
-must refuse. Here codes become enums of what `service.incidents.actors` accepts.
+must refuse. Here codes become enums of what `service.incidents.actors` accepts,
+and event types the catalogue's.
 """
 
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from litestar.openapi.spec import OpenAPI, OpenAPIType, Parameter, Reference, Sc
 
 from service.http.headers import IF_MATCH
 from service.incidents.actors import ORGANISATIONS, country_codes
+from service.incidents.catalogue import EVENT_TYPES
 
 REF = "#/components/schemas/{name}"
 ACTOR = "ActorCode"
@@ -45,6 +47,8 @@ def refine(document: OpenAPI) -> None:
             parameter.schema = REGION
         elif parameter.name == "If-Match":
             parameter.schema = Schema(type=OpenAPIType.STRING, max_length=64, pattern=IF_MATCH)
+        elif parameter.name == "event_type":
+            parameter.schema = Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES))
 
 
 def _codes(codes: list[str], description: str) -> Schema:
