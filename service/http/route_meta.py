@@ -13,6 +13,16 @@ from litestar.handlers.base import BaseRouteHandler
 
 Scope = Literal["public", "read", "write", "subscribe", "admin"]
 SCOPES: Final[tuple[Scope, ...]] = ("public", "read", "write", "subscribe", "admin")
+# Headers a route's own answers carry (service/http/openapi/headers.py describes each).
+Header = Literal[
+    "ETag",
+    "Location",
+    "Legation-Position",
+    "Link",
+    "Memento-Datetime",
+    "Cache-Control",
+    "X-Accel-Buffering",
+]
 _KEY: Final = "legation"
 
 
@@ -24,6 +34,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     body: Any = None  # the msgspec Struct (or union of them) it decodes itself (OpenAPI)
     ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
     remember: bool = False  # live answers are a function of URL and position (the edge)
+    headers: tuple[Header, ...] = ()  # what its 2xx and 304 answers carry (OpenAPI)
 
 
 def route_meta(
@@ -32,13 +43,19 @@ def route_meta(
     body: Any = None,
     ndjson_body: bool = False,
     remember: bool = False,
+    headers: tuple[Header, ...] = (),
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
         raise ValueError(f"no key scope {scope!r}; one of {', '.join(SCOPES)}")
     return {
         _KEY: RouteMeta(
-            scope=scope, problems=problems, body=body, ndjson_body=ndjson_body, remember=remember
+            scope=scope,
+            problems=problems,
+            body=body,
+            ndjson_body=ndjson_body,
+            remember=remember,
+            headers=headers,
         )
     }
 
