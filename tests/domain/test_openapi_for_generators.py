@@ -145,3 +145,14 @@ def test_each_event_type_is_a_webhook_whose_payload_is_a_cloudevent_with_its_dat
             "webhook-timestamp",
             "webhook-signature",
         }
+
+
+def test_an_optional_choice_is_a_plain_enum_of_its_values() -> None:
+    for _, _, op in operations():
+        for parameter in op.get("parameters", []):
+            assert None not in parameter["schema"].get("enum", []), parameter["name"]
+    kind = next(p for p in operation("listIncidents")["parameters"] if p["name"] == "kind")
+    assert kind["schema"] == {
+        "type": "string",
+        "enum": ["expulsion", "sanctions_round", "territorial_control"],
+    }

@@ -29,7 +29,7 @@ REGION = Schema(
 
 
 def refine(document: OpenAPI) -> None:
-    """Codes as enums, regions as a pattern, integer bounds as integers."""
+    """Codes as enums, regions as a pattern, integer bounds as integers, choices without null."""
     assert document.components.schemas is not None
     document.components.schemas[ACTOR] = _codes(
         [*country_codes(), *ORGANISATIONS],
@@ -40,6 +40,7 @@ def refine(document: OpenAPI) -> None:
     )
     for path, parameter in _parameters(document):
         _exact_bounds(parameter.schema)
+        _no_null_choice(parameter.schema)
         if parameter.name in ACTOR_NAMES:
             name = COUNTRY if (path, parameter.name) in COUNTRY_ONLY else ACTOR
             parameter.schema = _coded(parameter.schema, Reference(ref=REF.format(name=name)))
@@ -76,6 +77,15 @@ def _coded(schema: Any, code: Reference) -> Schema | Reference:
         max_items = getattr(schema, "max_items", None)
         return Schema(type=OpenAPIType.ARRAY, items=code, max_items=max_items)
     return code
+
+
+def _no_null_choice(schema: Any) -> None:
+    """An optional choice (`kind`, `sort`) without null among its values: a query cannot send
+    null, and generators make a type of each member of `type: [null, string]`."""
+    choices = getattr(schema, "enum", None) or ()
+    if None in choices and isinstance(schema.type, list):
+        schema.enum = [choice for choice in choices if choice is not None]
+        (schema.type,) = [kind for kind in schema.type if kind != OpenAPIType.NULL]
 
 
 def _exact_bounds(schema: Any) -> None:
