@@ -5,6 +5,9 @@ lax), so each declares its body type in its route_meta and this module writes th
 request body schema, discriminator included, from msgspec's JSON Schema. Each
 route lists there the problem statuses it answers; they are
 documented as application/problem+json instead of Litestar's default 400 shape.
+Its scope and headers there become the operation's `security` and the headers of
+its answers; the webhooks are described beside the paths. The sibling modules
+hold each part; this one puts them together for generators to read.
 """
 
 from collections.abc import Iterator
