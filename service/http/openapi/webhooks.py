@@ -41,7 +41,7 @@ def envelope(entry: EventType) -> type[msgspec.Struct]:
         ("specversion", Literal["1.0"]),
         ("id", Annotated[str, Meta(description="The event's id; webhook-id, on every retry")]),
         ("source", Annotated[str, Meta(description="`/v1/incidents/<incident id>`")]),
-        ("type", cast(Any, Literal)[entry.name]),
+        ("type", cast(Any, Literal)[entry.name]),  # a constant the catalogue names
         ("subject", Annotated[str, Meta(description="The incident's id")]),
         ("time", Annotated[datetime, Meta(description="When the event was recorded")]),
         ("sequence", Annotated[str, Meta(pattern=r"^[0-9]+$", description="The log position")]),
