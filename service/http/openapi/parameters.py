@@ -40,7 +40,7 @@ def refine(document: OpenAPI) -> None:
     )
     for path, parameter in _parameters(document):
         _exact_bounds(parameter.schema)
-        _no_null_choice(parameter.schema)
+        _null_apart(parameter)
         if parameter.name in ACTOR_NAMES:
             name = COUNTRY if (path, parameter.name) in COUNTRY_ONLY else ACTOR
             parameter.schema = _coded(parameter.schema, Reference(ref=REF.format(name=name)))
@@ -79,13 +79,19 @@ def _coded(schema: Any, code: Reference) -> Schema | Reference:
     return code
 
 
-def _no_null_choice(schema: Any) -> None:
-    """An optional choice (`kind`, `sort`) without null among its values: a query cannot send
-    null, and generators make a type of each member of `type: [null, string]`."""
+def _null_apart(parameter: Parameter) -> None:
+    """An optional choice (`kind`, `sort`) as `oneOf [enum of strings, null]`, not one enum
+    holding null: generators make a type of each member of `type: [null, string]`. The
+    server reads `?kind=null` as no filter, so null stays a value."""
+    schema = parameter.schema
     choices = getattr(schema, "enum", None) or ()
-    if None in choices and isinstance(schema.type, list):
-        schema.enum = [choice for choice in choices if choice is not None]
-        (schema.type,) = [kind for kind in schema.type if kind != OpenAPIType.NULL]
+    if isinstance(schema, Schema) and None in choices and isinstance(schema.type, list):
+        (kind,) = [kind for kind in schema.type if kind != OpenAPIType.NULL]
+        values = [choice for choice in choices if choice is not None]
+        choice = Schema(type=kind, enum=values)
+        parameter.schema = Schema(
+            one_of=[choice, Schema(type=OpenAPIType.NULL)], description=schema.description
+        )
 
 
 def _exact_bounds(schema: Any) -> None:
