@@ -29,7 +29,7 @@ REGION = Schema(
 
 
 def refine(document: OpenAPI) -> None:
-    """Codes as enums, regions as a pattern, integer bounds as integers, choices without null."""
+    """Codes as enums, regions as a pattern, integer bounds as integers, null beside choices."""
     assert document.components.schemas is not None
     document.components.schemas[ACTOR] = _codes(
         [*country_codes(), *ORGANISATIONS],
