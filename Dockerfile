@@ -9,7 +9,8 @@ COPY service ./service
 COPY migrations ./migrations
 COPY sql ./sql
 COPY examples ./examples
-# Editable, so the package finds migrations/, sql/ and examples/ beside it in /app.
+COPY schemas ./schemas
+# Editable, so the package finds migrations/, sql/, examples/ and schemas/ beside it in /app.
 RUN /opt/venv/bin/pip install --no-cache-dir -e .
 
 FROM python:3.11-slim

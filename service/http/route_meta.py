@@ -13,6 +13,16 @@ from litestar.handlers.base import BaseRouteHandler
 
 Scope = Literal["public", "read", "write", "subscribe", "admin"]
 SCOPES: Final[tuple[Scope, ...]] = ("public", "read", "write", "subscribe", "admin")
+# Headers a route's own answers carry (service/http/openapi/headers.py describes each).
+Header = Literal[
+    "ETag",
+    "Location",
+    "Legation-Position",
+    "Link",
+    "Memento-Datetime",
+    "Cache-Control",
+    "X-Accel-Buffering",
+]
 _KEY: Final = "legation"
 
 
@@ -25,6 +35,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
     remember: bool = False  # live answers are a function of URL and position (the edge)
     answers: tuple[str, ...] = ()  # the media types its 200 answers, chosen by Accept (OpenAPI)
+    headers: tuple[Header, ...] = ()  # what its 2xx and 304 answers carry (OpenAPI)
 
 
 def route_meta(
@@ -34,6 +45,7 @@ def route_meta(
     ndjson_body: bool = False,
     remember: bool = False,
     answers: tuple[str, ...] = (),
+    headers: tuple[Header, ...] = (),
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
@@ -46,6 +58,7 @@ def route_meta(
             ndjson_body=ndjson_body,
             remember=remember,
             answers=answers,
+            headers=headers,
         )
     }
 

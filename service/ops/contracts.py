@@ -12,11 +12,13 @@ import msgspec
 from service.app import create_app
 from service.config import Settings
 from service.http.openapi.document import document
+
+# Served at GET /v1/schemas/{type}, which reads the files from there.
+from service.http.routes.schemas import SCHEMAS_DIR as SCHEMAS_DIR
 from service.incidents.catalogue import CATALOGUE, EventType
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_FILE = ROOT / "openapi.json"
-SCHEMAS_DIR = ROOT / "schemas"
 # Building the app needs a DSN; nothing connects to it.
 _UNUSED_DSN = "postgresql://contracts@localhost/contracts"
 

@@ -9,6 +9,7 @@ import secrets
 
 import msgspec
 
+from service.subscribers.data_schemas import dataschema
 from service.subscribers.fanout import LiveEvent
 
 _encoder = msgspec.json.Encoder()
@@ -37,6 +38,7 @@ class CloudEvent(msgspec.Struct, frozen=True):
     time: str
     sequence: str
     datacontenttype: str
+    dataschema: str
     data: msgspec.Raw
 
 
@@ -54,6 +56,7 @@ def cloud_event(live: LiveEvent) -> bytes:
             time=event.recorded_at.isoformat().replace("+00:00", "Z"),
             sequence=str(event.position),
             datacontenttype="application/json",
+            dataschema=dataschema(event.type, event.schema_version),
             data=event.data,
         )
     )

@@ -19,6 +19,7 @@ import msgspec
 from service.log.doorbell import Bell, cancel
 from service.log.envelope import EVENT_COLUMNS, RecordedEvent, recorded
 from service.log.store import LogFilter, head_position
+from service.subscribers.data_schemas import dataschema
 
 if TYPE_CHECKING:
     import asyncpg
@@ -48,9 +49,16 @@ class LiveEvent(msgspec.Struct, frozen=True):
 _encoder = msgspec.json.Encoder()
 
 
+class StreamEvent(RecordedEvent, frozen=True):
+    """An event as a stream sends it: as the log holds it, and where its data's schema is."""
+
+    dataschema: str
+
+
 def sse_frame(event: RecordedEvent) -> bytes:
     """The SSE message of an event (built once, sent to every client)."""
-    data = _encoder.encode(event)
+    schema = dataschema(event.type, event.schema_version)
+    data = _encoder.encode(StreamEvent(**msgspec.structs.asdict(event), dataschema=schema))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.position, event.type.encode(), data)
 
 

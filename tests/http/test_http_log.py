@@ -121,3 +121,13 @@ async def test_every_answer_carries_a_request_id_that_reaches_the_event(client: 
     assert event["metadata"]["correlation_id"] == "cms-req-42"
     odd = await client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert odd.headers["x-request-id"] != "bad id with spaces"
+
+
+async def test_an_answer_no_route_gave_carries_a_request_id_too(client: Client) -> None:
+    # Routing refuses these before the edge sees them.
+    for method, path in (("GET", "/v1/incidents/not-a-uuid"), ("PUT", "/v1/incidents")):
+        refused = await client.request(method, path, headers={"X-Request-ID": "cms-req-43"})
+        assert refused.status_code in (404, 405)
+        assert refused.headers.get_list("x-request-id") == ["cms-req-43"]
+    unnamed = await client.get("/v1/nowhere")
+    assert len(unnamed.headers["x-request-id"]) > 8

@@ -102,6 +102,8 @@ async def test_deliveries_are_signed_cloudevents_in_log_order(
     assert one["id"] == receiver.received[0][0]["webhook-id"]
     assert one["data"]["expelled"] == "NL"
     assert two["type"] == "sanctions_round.reported"
+    schema = await hooks.get(one["dataschema"])
+    assert schema.json()["$id"] == "urn:legation:event:expulsion.reported:v2"
 
 
 async def test_a_failing_receiver_gets_the_same_id_until_it_acknowledges(

@@ -94,6 +94,7 @@ async def test_catch_up_resume_filters_and_cors(server: str) -> None:
     ]
     assert caught_up[1].data["data"]["expelled"] == "BE"
     assert caught_up[1].data["position"] == 2
+    assert caught_up[1].data["dataschema"] == "/v1/schemas/expulsion.reported?version=2"
     resumed = await collect(f"{server}/v1/events/stream", 1, headers={"Last-Event-ID": "2"})
     assert [f.id for f in resumed] == [3]
     garbled = await collect(f"{server}/v1/events/stream", 1, headers={"Last-Event-ID": "x1"})

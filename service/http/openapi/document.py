@@ -5,10 +5,14 @@ lax), so each declares its body type in its route_meta and this module writes th
 request body schema, discriminator included, from msgspec's JSON Schema. Each
 route lists there the problem statuses it answers; they are
 documented as application/problem+json instead of Litestar's default 400 shape.
+Its scope and headers there become the operation's `security` and the headers of
+its answers; the webhooks are described beside the paths. The sibling modules
+hold each part; this one puts them together for generators to read.
 """
 
+from collections.abc import Iterator
 from http import HTTPStatus
-from typing import Any, NamedTuple, get_args, get_origin
+from typing import Any, NamedTuple, cast, get_args, get_origin
 
 import msgspec
 from litestar import Litestar, Response
@@ -19,21 +23,24 @@ from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
     OpenAPIResponse,
+    OpenAPIType,
     Operation,
     Reference,
     RequestBody,
     Schema,
 )
-from litestar.openapi.spec.enums import OpenAPIType
 
 from service.http import rate_limits
+from service.http.openapi import headers, security, tuples, webhooks
 from service.http.openapi import links as openapi_links
 from service.http.openapi import parameters as openapi_parameters
 from service.http.problems import PROBLEM_JSON, ProblemDetails
 from service.http.route_meta import RouteMeta, meta_of
-from service.incidents.catalogue import Report, Source
+from service.http.routes.stream import EVENT_STREAM
+from service.incidents.catalogue import CATALOGUE, Report, Source
 from service.incidents.domain import Correction, Retraction
 from service.incidents.views import IncidentView
+from service.subscribers.fanout import StreamEvent
 
 REF = "#/components/schemas/{name}"
 # Components for the unions routes take or answer.
@@ -181,6 +188,7 @@ class _Operation(NamedTuple):
     method: str
     meta: RouteMeta
     answer: Any  # the Struct it answers with, or None
+    declared: frozenset[int]  # statuses the handler describes itself (Litestar's `responses`)
 
 
 def _operations(app: Litestar) -> list[_Operation]:
@@ -192,8 +200,9 @@ def _operations(app: Litestar) -> list[_Operation]:
                 continue
             meta = meta_of(handler) or RouteMeta(scope="public")
             answer = _answer_type(handler.parsed_fn_signature.return_type.annotation)
+            declared = frozenset(getattr(handler, "responses", None) or ())
             for method in handler.http_methods:
-                found.append(_Operation(route.path_format, method.lower(), meta, answer))
+                found.append(_Operation(route.path_format, method.lower(), meta, answer, declared))
     return found
 
 
@@ -211,48 +220,100 @@ def _is_struct(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
 
 
-def refine(app: Litestar) -> None:
-    """Describe msgspec bodies and problem responses in the app's OpenAPI document."""
-    document = app.openapi_schema
-    operations = _operations(app)
+class _Schemas(NamedTuple):
+    """References to msgspec's schemas of what the document describes, in turn."""
+
+    problem: dict[str, Any]
+    bodies: Iterator[dict[str, Any]]
+    answers: Iterator[dict[str, Any]]
+    extras: dict[Any, Reference]  # described beside the operations: the stream's, webhooks'
+
+
+def _components(document: OpenAPI, operations: list[_Operation]) -> _Schemas:
+    """msgspec's schemas of bodies, answers and deliveries, added to the components."""
     bodies = [op.meta.body for op in operations if op.meta.body is not None]
     answers = [op.answer for op in operations if op.answer is not None]
+    extras = [StreamEvent, *webhooks.ENVELOPES.values()]
     schemas, components = msgspec.json.schema_components(
-        [ProblemDetails, *bodies, *answers], ref_template=REF
+        [ProblemDetails, *bodies, *answers, *extras], ref_template=REF
     )
+    tuples.with_items(components)
     assert document.components.schemas is not None
-    assert document.paths is not None
     document.components.schemas.update(dict(sorted(components.items())))
-    problem_schema = schemas[0]
-    body_schemas = iter(schemas[1 : 1 + len(bodies)])
-    answer_schemas = iter(schemas[1 + len(bodies) :])
-    for path, method, meta, answer in operations:
-        item = document.paths.get(path)
-        operation = getattr(item, method, None)
-        if operation is None:
-            continue
-        if meta.body is not None:
-            media = OpenAPIMediaType(
-                schema=_named(next(body_schemas), meta.body, document),
-                examples=dict(EXAMPLES.get(meta.body, {})) or None,
-            )
-            operation.request_body = RequestBody(content={"application/json": media}, required=True)
-        if answer is not None:
-            _answer(operation, _named(next(answer_schemas), answer, document))
-        if meta.ndjson_body:
-            operation.request_body = _ndjson_body()
-        if meta.answers:
-            _media_types(operation, meta.answers)
-        statuses = {*meta.problems, *_cross_cutting(path, operation, meta)}
-        operation.responses = _with_problems(operation.responses or {}, statuses, problem_schema)
-        _not_modified(operation)
+    after_answers = 1 + len(bodies) + len(answers)
+    return _Schemas(
+        problem=schemas[0],
+        bodies=iter(schemas[1 : 1 + len(bodies)]),
+        answers=iter(schemas[1 + len(bodies) : after_answers]),
+        extras={
+            kind: _reference(schema)
+            for kind, schema in zip(extras, schemas[after_answers:], strict=True)
+        },
+    )
+
+
+def refine(app: Litestar) -> None:
+    """Describe bodies, answers, problems, headers, keys and webhooks in the app's document."""
+    document = app.openapi_schema
+    operations = _operations(app)
+    schemas = _components(document, operations)
+    assert document.paths is not None
+    for found in operations:
+        operation = getattr(document.paths.get(found.path), found.method, None)
+        if operation is not None:
+            _describe(document, found, operation, schemas)
     openapi_parameters.refine(document)
     openapi_links.add(document)
+    document.components.security_schemes = dict(security.SCHEMES)
+    document.components.headers = {**headers.HEADERS}
+    document.components.parameters = {**webhooks.PARAMETERS}
+    document.webhooks = {
+        entry.name: webhooks.webhook(entry, schemas.extras[webhooks.ENVELOPES[entry.name]])
+        for entry in CATALOGUE
+    }
+
+
+def _describe(
+    document: OpenAPI, found: _Operation, operation: Operation, schemas: _Schemas
+) -> None:
+    """One operation: its body, answer, problems, security and the headers of each answer."""
+    path, meta = found.path, found.meta
+    if meta.body is not None:
+        media = OpenAPIMediaType(
+            schema=_named(next(schemas.bodies), meta.body, document),
+            examples=dict(EXAMPLES.get(meta.body, {})) or None,
+        )
+        operation.request_body = RequestBody(content={"application/json": media}, required=True)
+    if found.answer is not None:
+        _answer(operation, _named(next(schemas.answers), found.answer, document))
+    if meta.ndjson_body:
+        operation.request_body = _ndjson_body()
+    if meta.answers:
+        _media_types(operation, meta.answers)
+    statuses = {*meta.problems, *_cross_cutting(path, operation, meta)} - found.declared
+    operation.responses = _with_problems(
+        operation.responses or {}, statuses, found.declared, schemas.problem
+    )
+    _not_modified(operation)
+    _event_stream(operation)
+    operation.security = security.requirement(meta.scope)
+    headers.describe(operation.responses, meta.headers)
 
 
 def _ndjson_body() -> RequestBody:
-    line = Reference(ref=REF.format(name="IncidentReport"))
-    media = OpenAPIMediaType(schema=line, example=NDJSON_EXAMPLE)
+    """Bytes to a generator (none writes NDJSON), each line an IncidentReport.
+
+    `x-line-schema` names the schema of a line: schemathesis writes lines from it
+    (tests/fuzz/hooks.py).
+    """
+    lines = {
+        "type": "string",
+        "format": "binary",
+        "contentMediaType": "application/x-ndjson",
+        "description": "One IncidentReport per line; at most 10,000 lines, all or nothing.",
+        "x-line-schema": {"$ref": REF.format(name="IncidentReport")},
+    }
+    media = OpenAPIMediaType(schema=cast(Schema, lines), example=NDJSON_EXAMPLE)
     return RequestBody(
         content={"application/x-ndjson": media},
         description="One IncidentReport per line (NDJSON).",
@@ -282,6 +343,23 @@ def _cross_cutting(path: str, operation: Operation, meta: RouteMeta) -> set[int]
     return statuses
 
 
+SSE = Schema(
+    type=OpenAPIType.STRING,
+    description="Server-Sent Events: messages of `id:`, `event:` and `data:` lines (`data:` "
+    "holds JSON), each ended by a blank line; lines starting with `:` are comments "
+    "(`: heartbeat`). The route's description says what `data:` holds.",
+    examples=[': connected\n\nid: 7\nevent: expulsion.reported\ndata: {"position": 7, ...}\n\n'],
+)
+
+
+def _event_stream(operation: Operation) -> None:
+    """A stream's success answer as Server-Sent Events, where Litestar writes `{}`."""
+    for response in (operation.responses or {}).values():
+        content = getattr(response, "content", None) or {}
+        if EVENT_STREAM in content:
+            content[EVENT_STREAM].schema = SSE
+
+
 def _not_modified(operation: Operation) -> None:
     names = {getattr(parameter, "name", None) for parameter in operation.parameters or ()}
     if "If-None-Match" in names and operation.responses is not None:
@@ -289,9 +367,16 @@ def _not_modified(operation: Operation) -> None:
 
 
 def _with_problems(
-    responses: dict[str, Any], statuses: set[int], problem_schema: dict[str, Any]
+    responses: dict[str, Any],
+    statuses: set[int],
+    declared: frozenset[int],
+    problem_schema: dict[str, Any],
 ) -> dict[str, Any]:
-    kept = {status: response for status, response in responses.items() if int(status) < 400}
+    kept = {
+        status: response
+        for status, response in responses.items()
+        if int(status) < 400 or int(status) in declared
+    }
     media = OpenAPIMediaType(schema=_reference(problem_schema))
     for status in sorted(statuses):
         kept[str(status)] = OpenAPIResponse(

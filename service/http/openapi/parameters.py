@@ -2,7 +2,8 @@
 
 Litestar writes every optional parameter as `oneOf [T, null]`, integer bounds as
 floats and codes as bare strings; clients and fuzzers then send what the server
-must refuse. Here codes become enums of what `service.incidents.actors` accepts.
+must refuse. Here codes become enums of what `service.incidents.actors` accepts,
+and event types the catalogue's.
 """
 
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from litestar.openapi.spec import OpenAPI, OpenAPIType, Parameter, Reference, Sc
 
 from service.http.headers import IF_MATCH
 from service.incidents.actors import ORGANISATIONS, country_codes
+from service.incidents.catalogue import EVENT_TYPES
 
 REF = "#/components/schemas/{name}"
 ACTOR = "ActorCode"
@@ -27,7 +29,7 @@ REGION = Schema(
 
 
 def refine(document: OpenAPI) -> None:
-    """Codes as enums, regions as a pattern, integer bounds as integers."""
+    """Codes as enums, regions as a pattern, integer bounds as integers, null beside choices."""
     assert document.components.schemas is not None
     document.components.schemas[ACTOR] = _codes(
         [*country_codes(), *ORGANISATIONS],
@@ -38,6 +40,7 @@ def refine(document: OpenAPI) -> None:
     )
     for path, parameter in _parameters(document):
         _exact_bounds(parameter.schema)
+        _null_apart(parameter)
         if parameter.name in ACTOR_NAMES:
             name = COUNTRY if (path, parameter.name) in COUNTRY_ONLY else ACTOR
             parameter.schema = _coded(parameter.schema, Reference(ref=REF.format(name=name)))
@@ -45,6 +48,8 @@ def refine(document: OpenAPI) -> None:
             parameter.schema = REGION
         elif parameter.name == "If-Match":
             parameter.schema = Schema(type=OpenAPIType.STRING, max_length=64, pattern=IF_MATCH)
+        elif parameter.name == "event_type":
+            parameter.schema = Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES))
 
 
 def _codes(codes: list[str], description: str) -> Schema:
@@ -72,6 +77,21 @@ def _coded(schema: Any, code: Reference) -> Schema | Reference:
         max_items = getattr(schema, "max_items", None)
         return Schema(type=OpenAPIType.ARRAY, items=code, max_items=max_items)
     return code
+
+
+def _null_apart(parameter: Parameter) -> None:
+    """An optional choice (`kind`, `sort`) as `oneOf [enum of strings, null]`, not one enum
+    holding null: generators make a type of each member of `type: [null, string]`. The
+    server reads `?kind=null` as no filter, so null stays a value."""
+    schema = parameter.schema
+    choices = getattr(schema, "enum", None) or ()
+    if isinstance(schema, Schema) and None in choices and isinstance(schema.type, list):
+        (kind,) = [kind for kind in schema.type if kind != OpenAPIType.NULL]
+        values = [choice for choice in choices if choice is not None]
+        choice = Schema(type=kind, enum=values)
+        parameter.schema = Schema(
+            one_of=[choice, Schema(type=OpenAPIType.NULL)], description=schema.description
+        )
 
 
 def _exact_bounds(schema: Any) -> None:

@@ -81,9 +81,13 @@ def batch_route(max_body_bytes: int) -> HTTPRouteHandler:
         status_code=201,
         tags=["incidents"],
         summary="Report many incidents (NDJSON, all or nothing)",
+        operation_id="reportIncidentBatch",
         request_max_body_size=max_body_bytes,
         opt=route_meta(
-            problems=(400, 401, 403, 409, 413, 415, 422), ndjson_body=True, scope="write"
+            problems=(400, 401, 403, 409, 413, 415, 422),
+            ndjson_body=True,
+            scope="write",
+            headers=("Legation-Position",),
         ),
     )
     async def report_batch(

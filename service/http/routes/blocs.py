@@ -60,7 +60,8 @@ def _view(found: Bloc) -> BlocView:
     "/v1/blocs",
     tags=["standings"],
     summary="The blocs and their members",
-    opt=route_meta(problems=(422,), scope="read"),
+    operation_id="listBlocs",
+    opt=route_meta(problems=(422,), scope="read", headers=("Link",)),
 )
 async def list_blocs(
     request: Request[Any, Any, Any], limit: Limit = 50, cursor: CursorParam = None
@@ -79,6 +80,7 @@ async def list_blocs(
     "/v1/blocs/{code:str}",
     tags=["standings"],
     summary="A bloc and its members",
+    operation_id="getBloc",
     opt=route_meta(problems=(404,), scope="read"),
 )
 async def read_bloc(code: FromPath[str]) -> BlocView:

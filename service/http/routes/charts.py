@@ -24,7 +24,13 @@ from service.projections.standings import At
 SVG: Final = "image/svg+xml"
 ANSWERS: Final = (SVG, VEGA_LITE)
 # remember: the edge keeps live answers by URL and Accept (see service/http/edge.py).
-CHART = route_meta(problems=(406, 422, 503), scope="read", remember=True, answers=ANSWERS)
+CHART = route_meta(
+    problems=(406, 422, 503),
+    scope="read",
+    remember=True,
+    answers=ANSWERS,
+    headers=("ETag", "Legation-Position", "Link", "Memento-Datetime"),
+)
 From = Annotated[
     date | None,
     QueryParameter(

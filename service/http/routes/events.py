@@ -48,7 +48,8 @@ def _split(values: list[str] | None) -> list[str]:
     "/v1/events",
     tags=["log"],
     summary="Read the log after a position",
-    opt=route_meta(problems=(422,), scope="read"),
+    operation_id="listEvents",
+    opt=route_meta(problems=(422,), scope="read", headers=("Legation-Position",)),
 )
 async def list_events(
     read_models: NamedDependency[ReadModels],

@@ -42,7 +42,13 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     replay_lag_seconds: float | None = None
 
 
-@get("/health", tags=["operations"], summary="Liveness", opt=route_meta(scope="public"))
+@get(
+    "/health",
+    tags=["operations"],
+    summary="Liveness",
+    operation_id="getHealth",
+    opt=route_meta(scope="public"),
+)
 async def health() -> Health:
     """The process is alive and serving."""
     return Health(status="ok")
@@ -52,6 +58,7 @@ async def health() -> Health:
     "/ready",
     tags=["operations"],
     summary="Readiness",
+    operation_id="getReadiness",
     opt=route_meta(scope="public"),
     responses={503: ResponseSpec(Readiness, description="Not ready; Retry-After says when")},
 )
@@ -78,6 +85,7 @@ def _unready(body: Readiness) -> Response[Readiness]:
     "/metrics",
     tags=["operations"],
     summary="Prometheus metrics",
+    operation_id="getMetrics",
     media_type="text/plain",
     opt=route_meta(scope="read"),
 )

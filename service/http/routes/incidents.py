@@ -85,7 +85,13 @@ def incident_response(
     status_code=201,
     tags=["incidents"],
     summary="Report an incident",
-    opt=route_meta(body=Report, problems=(400, 401, 403, 409, 413, 415, 422), scope="write"),
+    operation_id="reportIncident",
+    opt=route_meta(
+        body=Report,
+        problems=(400, 401, 403, 409, 413, 415, 422),
+        scope="write",
+        headers=("ETag", "Location", "Legation-Position"),
+    ),
 )
 async def report_incident(
     request: Request[Any, Any, Any],
@@ -116,6 +122,7 @@ class Lifecycle(msgspec.Struct, frozen=True):
     """A command on an existing incident: its path, body and handler."""
 
     name: str
+    operation_id: str
     path: str
     summary: str
     description: str
@@ -149,13 +156,20 @@ def lifecycle_route(command: Lifecycle) -> HTTPRouteHandler:
         tags=["incidents"],
         summary=command.summary,
         description=command.description,
-        opt=route_meta(body=command.body, problems=WRITE_PROBLEMS, scope="write"),
+        operation_id=command.operation_id,
+        opt=route_meta(
+            body=command.body,
+            problems=WRITE_PROBLEMS,
+            scope="write",
+            headers=("ETag", "Legation-Position"),
+        ),
     )(handler)
 
 
 LIFECYCLE = (
     Lifecycle(
         "correct_incident",
+        "correctIncident",
         "corrections",
         "Correct an incident",
         "Append a correction; the corrected incident is validated as a whole.",
@@ -164,6 +178,7 @@ LIFECYCLE = (
     ),
     Lifecycle(
         "retract_incident",
+        "retractIncident",
         "retraction",
         "Retract an incident",
         "Retract an incident: it stays readable, as `retracted`, and leaves every standing.",
@@ -172,6 +187,7 @@ LIFECYCLE = (
     ),
     Lifecycle(
         "add_source",
+        "addIncidentSource",
         "sources",
         "Add a source to an incident",
         "Cite another source; citing one the incident already has changes nothing.",
@@ -185,7 +201,8 @@ LIFECYCLE = (
     "/v1/incidents/{incident_id:uuid}",
     tags=["incidents"],
     summary="Read an incident",
-    opt=route_meta(problems=(404,), scope="read"),
+    operation_id="getIncident",
+    opt=route_meta(problems=(404,), scope="read", headers=("ETag", "Legation-Position")),
 )
 async def read_incident(
     read_models: NamedDependency[ReadModels],
@@ -214,7 +231,8 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     "/v1/incidents/{incident_id:uuid}/events",
     tags=["incidents"],
     summary="Read an incident's events",
-    opt=route_meta(problems=(404,), scope="read"),
+    operation_id="listIncidentEvents",
+    opt=route_meta(problems=(404,), scope="read", headers=("Legation-Position",)),
 )
 async def incident_events(
     pool: NamedDependency[Pool], incident_id: FromPath[UUID]
@@ -245,7 +263,8 @@ def _country(value: str | None) -> str | None:
     "/v1/incidents",
     tags=["incidents"],
     summary="List incidents",
-    opt=route_meta(problems=(422, 503), scope="read"),
+    operation_id="listIncidents",
+    opt=route_meta(problems=(422, 503), scope="read", headers=("Legation-Position", "Link")),
 )
 async def list_incidents(
     request: Request[Any, Any, Any],

@@ -30,7 +30,12 @@ from service.projections.standings_views import (
 )
 
 # remember: service/http/edge.py answers a repeated live URL from memory at the same position.
-PROBLEMS = route_meta(problems=(422, 503), scope="read", remember=True)
+STANDING = route_meta(
+    problems=(422, 503),
+    scope="read",
+    remember=True,
+    headers=("ETag", "Legation-Position", "Link", "Memento-Datetime"),
+)
 Members = Annotated[
     bool,
     QueryParameter(
@@ -59,7 +64,8 @@ def side_of(code: str, members: bool) -> str | None:
     "/v1/countries",
     tags=["standings"],
     summary="Every actor's standing",
-    opt=PROBLEMS,
+    operation_id="listCountryStandings",
+    opt=STANDING,
     dependencies=READ_PAGE,
 )
 async def list_countries(
@@ -80,7 +86,8 @@ async def list_countries(
     "/v1/countries/{code:str}",
     tags=["standings"],
     summary="An actor's standing",
-    opt=PROBLEMS,
+    operation_id="getCountryStanding",
+    opt=STANDING,
     dependencies=READ,
 )
 async def read_country(
@@ -98,7 +105,8 @@ async def read_country(
     "/v1/countries/{code:str}/relations",
     tags=["standings"],
     summary="An actor's ledger with each counterpart",
-    opt=PROBLEMS,
+    operation_id="listCountryRelations",
+    opt=STANDING,
     dependencies=READ_PAGE,
 )
 async def read_relations(
@@ -116,7 +124,8 @@ async def read_relations(
     "/v1/relations/{code:str}/{counterpart:str}",
     tags=["standings"],
     summary="The ledger between two actors",
-    opt=PROBLEMS,
+    operation_id="getRelation",
+    opt=STANDING,
     dependencies=READ_PAGE,
 )
 async def read_bilateral(
@@ -138,7 +147,8 @@ async def read_bilateral(
     "/v1/countries/{code:str}/timeline",
     tags=["standings"],
     summary="An actor's incidents, newest first",
-    opt=PROBLEMS,
+    operation_id="getCountryTimeline",
+    opt=STANDING,
     dependencies=READ_PAGE,
 )
 async def read_timeline(
@@ -170,7 +180,8 @@ def _controller(value: str) -> str | None:
     "/v1/territories",
     tags=["standings"],
     summary="Places and who holds them",
-    opt=PROBLEMS,
+    operation_id="listTerritories",
+    opt=STANDING,
     dependencies=READ_PAGE,
 )
 async def list_territories(

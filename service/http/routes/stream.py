@@ -111,8 +111,11 @@ def _last_event_id(value: str | None) -> int | None:
     "/v1/events/stream",
     tags=["log"],
     summary="Follow the log as Server-Sent Events",
+    operation_id="streamEvents",
     media_type=EVENT_STREAM,
-    opt=route_meta(problems=(422, 429, 503), scope="read"),
+    opt=route_meta(
+        problems=(422, 429, 503), scope="read", headers=("Cache-Control", "X-Accel-Buffering")
+    ),
 )
 async def stream_events(
     pool: NamedDependency[Pool],
@@ -129,7 +132,9 @@ async def stream_events(
         HeaderParameter(name="Last-Event-ID", max_length=20, description="Resume after this id"),
     ] = None,
 ) -> Stream:
-    """`id:` is the position, `event:` the type, `data:` the event; a comment every 15 s.
+    """`id:` is the position, `event:` the type, `data:` the event (a StreamEvent: as
+    /v1/events lists it, with `dataschema`, where its data's JSON Schema is); a comment every
+    15 s.
 
     Past the server's stream caps (in all, or from one address) a new stream is refused
     with 503 or 429 and Retry-After; a client that reads nothing for

@@ -80,7 +80,13 @@ def _found(subscription: Subscription | None, subscription_id: UUID) -> Subscrip
     status_code=201,
     tags=["subscriptions"],
     summary="Subscribe a webhook",
-    opt=route_meta(body=NewSubscription, problems=(*PROBLEMS, 409), scope="subscribe"),
+    operation_id="createSubscription",
+    opt=route_meta(
+        body=NewSubscription,
+        problems=(*PROBLEMS, 409),
+        scope="subscribe",
+        headers=("Location", "Legation-Position"),
+    ),
 )
 async def create_subscription(
     request: Request[Any, Any, Any],
@@ -108,7 +114,8 @@ async def create_subscription(
     "/v1/subscriptions",
     tags=["subscriptions"],
     summary="List subscriptions",
-    opt=route_meta(problems=(401, 403, 422), scope="subscribe"),
+    operation_id="listSubscriptions",
+    opt=route_meta(problems=(401, 403, 422), scope="subscribe", headers=("Link",)),
 )
 async def list_subscriptions(
     request: Request[Any, Any, Any],
@@ -129,6 +136,7 @@ async def list_subscriptions(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Read a subscription",
+    operation_id="getSubscription",
     opt=route_meta(problems=(401, 403, 404), scope="subscribe"),
 )
 async def read_subscription(
@@ -145,6 +153,7 @@ async def read_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Pause or resume a subscription",
+    operation_id="updateSubscription",
     opt=route_meta(body=SubscriptionChange, problems=PROBLEMS, scope="subscribe"),
 )
 async def change_subscription(
@@ -166,6 +175,7 @@ async def change_subscription(
     "/v1/subscriptions/{subscription_id:uuid}",
     tags=["subscriptions"],
     summary="Delete a subscription",
+    operation_id="deleteSubscription",
     opt=route_meta(problems=(401, 403, 404), scope="subscribe"),
 )
 async def delete_subscription(
@@ -182,7 +192,8 @@ async def delete_subscription(
     "/v1/subscriptions/{subscription_id:uuid}/deliveries",
     tags=["subscriptions"],
     summary="A subscription's delivery attempts",
-    opt=route_meta(problems=(401, 403, 404, 422), scope="subscribe"),
+    operation_id="listSubscriptionDeliveries",
+    opt=route_meta(problems=(401, 403, 404, 422), scope="subscribe", headers=("Link",)),
 )
 async def list_deliveries(
     request: Request[Any, Any, Any],
