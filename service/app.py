@@ -36,6 +36,7 @@ from service.log.group_commit import GroupCommit
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector
 from service.projections.rebuild_watch import RebuildWatch
+from service.projections.standing_changes import StandingChanges
 from service.subscribers.fanout import Fanout
 from service.subscribers.sealing import seal_clear_secrets
 from service.subscribers.webhooks import Deliverer
@@ -113,7 +114,11 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
         await fanout.start()
         started.push_async_callback(fanout.stop)
         await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
-        deliverer = Deliverer(pool, doorbell, settings)
+        # What each event changed in the standings, computed once in this process for
+        # the webhooks and the standings streams alike.
+        changes = StandingChanges()
+        doorbell.on_rebuilt(changes.forget)
+        deliverer = Deliverer(pool, doorbell, settings, changes)
         rebuilds = RebuildWatch(pool, doorbell, state.answers)
         for follower in (deliverer, rebuilds):
             follower.start()
@@ -125,6 +130,7 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
             read_models=ReadModels(projector, pool, settings.read_wait_seconds),
             fanout=fanout,
             deliverer=deliverer,
+            standing_changes=changes,
             migration_heads=head_revisions(),
         )
         # What start-up made (modules, the app, the catalogue) lives as long as the
