@@ -24,7 +24,9 @@ from service.http.routes import (
     health,
     incidents,
     standings,
+    standings_stream,
     stream,
+    stream_tokens,
     subscriptions,
 )
 from service.http.routes.batch import batch_route
@@ -82,6 +84,8 @@ def _routes(settings: Settings) -> list[HTTPRouteHandler]:
         *incidents.ROUTES,
         batch_route(settings.max_batch_bytes),
         *stream.ROUTES,
+        *standings_stream.ROUTES,
+        *stream_tokens.ROUTES,
         *subscriptions.ROUTES,
         *events.ROUTES,
         *standings.ROUTES,

@@ -24,6 +24,8 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     body: Any = None  # the msgspec Struct (or union of them) it decodes itself (OpenAPI)
     ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
     remember: bool = False  # live answers are a function of URL and position (the edge)
+    stream_token: bool = False  # a stream: `?token=` (service/http/stream_tokens.py) may open it
+    keyed: bool = False  # needs a key with the scope even where reads are public
 
 
 def route_meta(
@@ -32,15 +34,22 @@ def route_meta(
     body: Any = None,
     ndjson_body: bool = False,
     remember: bool = False,
+    stream_token: bool = False,
+    keyed: bool = False,
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
         raise ValueError(f"no key scope {scope!r}; one of {', '.join(SCOPES)}")
-    return {
-        _KEY: RouteMeta(
-            scope=scope, problems=problems, body=body, ndjson_body=ndjson_body, remember=remember
-        )
-    }
+    meta = RouteMeta(
+        scope=scope,
+        problems=problems,
+        body=body,
+        ndjson_body=ndjson_body,
+        remember=remember,
+        stream_token=stream_token,
+        keyed=keyed,
+    )
+    return {_KEY: meta}
 
 
 def meta_of(handler: BaseRouteHandler) -> RouteMeta | None:
