@@ -78,14 +78,21 @@ async def follow_standings(
     # Within a resumed position, the codes up to the last one sent are done.
     scanned = start.position - 1 if start.country else start.position
     done: Resume | None = start if start.country else None
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
     while True:
         while (page := await _page(pool, scanned, projected.position())) is not None:
             chunk = await _frames(pool, changes, page, countries, done)
             scanned, done = page[-1].event.position, None
             if chunk:
                 await within(stall, send(body(chunk)))
-        if not await projected.advanced(heartbeat):
+                sent = loop.time()
+        # The standings may move often with nothing for this client: it still hears
+        # something every `heartbeat`, or a proxy between might close the connection.
+        moved = await projected.advanced(max(0.0, sent + heartbeat - loop.time()))
+        if not moved and loop.time() >= sent + heartbeat:
             await within(stall, send(body(HEARTBEAT)))
+            sent = loop.time()
 
 
 async def _page(pool: asyncpg.Pool[Any], scanned: int, upto: int) -> list[LiveEvent] | None:

@@ -229,3 +229,20 @@ async def test_two_instances_send_each_notification_once(
     ]
     ids = [headers["webhook-id"] for headers, _ in receiver.received]
     assert len(set(ids)) == 12
+
+
+async def test_topics_default_to_events_and_an_unknown_one_is_422(
+    hooks: Client, receiver: Receiver
+) -> None:
+    made = await subscribe(hooks, receiver.url)
+    assert made["topics"] == ["events"]
+    both = await subscribe(hooks, receiver.url, topics=["standings", "events"])
+    assert both["topics"] == ["standings", "events"]
+    twice = await subscribe(hooks, receiver.url, topics=["events", "events"])
+    assert twice["topics"] == ["events"]
+    for topics, field in ((["weather"], "topics[0]"), ([], "topics"), ("events", "topics")):
+        refused = await hooks.post(
+            "/v1/subscriptions", json={"url": receiver.url, "topics": topics}
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [field]

@@ -76,9 +76,10 @@ async def notices(
     return got
 
 
-async def test_both_streams_send_a_retry_line_first(server: str) -> None:
+async def test_both_streams_send_a_retry_line_first_then_heartbeats(server: str) -> None:
     for path in ("/v1/events/stream", "/v1/standings/stream"):
-        assert await opening(f"{server}{path}", 3) == ["retry: 2000", "", ": connected"]
+        lines = await opening(f"{server}{path}", 5)
+        assert lines == ["retry: 2000", "", ": connected", "", ": heartbeat"]  # 0.3 s apart
 
 
 async def test_the_standings_stream_catches_up_filters_and_resumes(
