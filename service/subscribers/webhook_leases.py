@@ -25,7 +25,13 @@ import msgspec
 from service.projections.projector import CHECKPOINT
 from service.projections.standing_changes import StandingChanges
 from service.subscribers.fanout import LiveEvent, read_live
-from service.subscribers.webhook_messages import Message, messages, wants
+from service.subscribers.webhook_messages import (
+    Message,
+    Wants,
+    event_message,
+    messages,
+    wants,
+)
 from service.subscribers.webhook_posts import TIMEOUT, Outcome
 
 if TYPE_CHECKING:
@@ -69,6 +75,7 @@ class Claim(msgspec.Struct, frozen=True):
     # acknowledged, the lease is renewed for the next one, with no new claim.
     following: tuple[Message, ...] = ()  # the rest of this event's messages
     ahead: tuple[LiveEvent, ...] = ()  # the page's later events
+    wanted: Wants | None = None  # what the subscription receives, read from `row` once
 
     @property
     def live(self) -> LiveEvent:
@@ -96,7 +103,7 @@ async def claim_next(conn: Connection, head: int, changes: StandingChanges) -> C
             )
             message, following, ahead = found
             attempt, failing = row["attempt"], row["failing_since"]
-            return Claim(row, message, lease, attempt, failing, following, ahead)
+            return Claim(row, message, lease, attempt, failing, following, ahead, wants(row))
     return None
 
 
@@ -156,18 +163,30 @@ async def still_held(conn: Connection, claim: Claim) -> Held | None:
 
 async def renewed(conn: Connection, claim: Claim, changes: StandingChanges) -> Claim | None:
     """Lease the next message of the page already read, if there is one."""
-    subscription = claim.row["id"]
+    subscription, wanted = claim.row["id"], claim.wanted or wants(claim.row)
     if claim.following:
         message, *rest = claim.following
         await _renew(conn, claim, claim.live.event.position - 1)
-        return Claim(claim.row, message, claim.lease, 0, None, tuple(rest), claim.ahead)
-    wanted, passed = wants(claim.row), claim.live.event.position
+        return msgspec.structs.replace(
+            claim, message=message, attempt=0, failing_since=None, following=tuple(rest)
+        )
+    passed = claim.live.event.position
     for index, live in enumerate(claim.ahead):
-        sent = await messages(conn, live, wanted, changes)
+        # An event alone needs no query: no coroutine per event of the page.
+        if wanted.standings:
+            sent = await messages(conn, live, wanted, changes)
+        else:
+            sent = event_message(live, wanted)
         if sent:
             await _renew(conn, claim, passed)
-            ahead = claim.ahead[index + 1 :]
-            return Claim(claim.row, sent[0], claim.lease, 0, None, tuple(sent[1:]), ahead)
+            return msgspec.structs.replace(
+                claim,
+                message=sent[0],
+                attempt=0,
+                failing_since=None,
+                following=tuple(sent[1:]),
+                ahead=claim.ahead[index + 1 :],
+            )
         passed = live.event.position
     await _advance(conn, subscription, passed)
     return None

@@ -86,6 +86,8 @@ async def messages(
     `types` narrows the events whose standings are reported too; `countries` narrows the
     events by the actors they touch, and the standings by the actor that changed.
     """
+    if not wanted.standings:
+        return event_message(live, wanted)
     filters = wanted.filters
     parts: list[StandingChange | None] = []
     if wanted.events and matches(live, filters):
@@ -95,3 +97,11 @@ async def messages(
         parts += [c for c in found if not filters.countries or c.country in filters.countries]
     last = len(parts) - 1
     return [Message(live, part, index, index == last) for index, part in enumerate(parts)]
+
+
+def event_message(live: LiveEvent, wanted: Wants) -> list[Message]:
+    """The messages of one event for a subscription without the standings topic: no query
+    needed, so the delivery loop calls it without a coroutine per event scanned."""
+    if wanted.events and matches(live, wanted.filters):
+        return [Message(live, None, 0, True)]
+    return []
