@@ -30,7 +30,9 @@ from service.http.routes import (
     incidents,
     schemas,
     standings,
+    standings_stream,
     stream,
+    stream_tokens,
     subscriptions,
 )
 from service.http.routes.batch import batch_route
@@ -43,6 +45,7 @@ from service.log.replay import ReplayBell
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector
 from service.projections.rebuild_watch import RebuildWatch
+from service.projections.standing_changes import StandingChanges
 from service.subscribers.fanout import Fanout
 from service.subscribers.sealing import seal_clear_secrets
 from service.subscribers.webhooks import Deliverer
@@ -88,6 +91,8 @@ def _routes(settings: Settings) -> list[HTTPRouteHandler]:
         *incidents.ROUTES,
         batch_route(settings.max_batch_bytes),
         *stream.ROUTES,
+        *standings_stream.ROUTES,
+        *stream_tokens.ROUTES,
         *subscriptions.ROUTES,
         *events.ROUTES,
         *schemas.ROUTES,
@@ -136,7 +141,11 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
             started.push_async_callback(worker.stop)
         await fanout.start()
         started.push_async_callback(fanout.stop)
-        deliverer = Deliverer(pool, doorbell, settings)
+        # What each event changed in the standings, computed once in this process for
+        # the webhooks and the standings streams alike.
+        changes = StandingChanges()
+        doorbell.on_rebuilt(changes.forget)
+        deliverer = Deliverer(pool, doorbell, settings, changes)
         started.push_async_callback(deliverer.stop)  # closes its HTTP client even if unstarted
         if writes:
             await seal_clear_secrets(pool, settings.key_secret)  # rows from before sealing
@@ -157,6 +166,7 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
             ),
             fanout=fanout,
             deliverer=deliverer,
+            standing_changes=changes,
             migration_heads=head_revisions(),
         )
         # What start-up made (modules, the app, the catalogue) lives as long as the

@@ -14,7 +14,8 @@ from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 
 from service.config import Settings
-from service.http.keys import Key, lookup
+from service.http import stream_tokens
+from service.http.keys import Key, lookup, lookup_name
 from service.http.problems import Problem
 from service.http.read_only import SAFE_METHODS, refusal
 from service.http.route_meta import meta_of
@@ -41,6 +42,7 @@ class KeyCache:
         self._secret = key_secret
         self._pool: asyncpg.Pool[Any] | None = None
         self._entries: dict[str, tuple[float, Key | None]] = {}
+        self._named: dict[str, tuple[float, Key | None]] = {}
 
     def use(self, pool: asyncpg.Pool[Any]) -> None:
         """Look keys up in this pool (made when the app starts)."""
@@ -59,6 +61,21 @@ class KeyCache:
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (now, found)
+        return found
+
+    async def named(self, name: str) -> Key | None:
+        """The unrevoked key with this name (None: none), at most a second old."""
+        now = time.monotonic()
+        cached = self._named.get(name)
+        if cached is not None and now - cached[0] < REMEMBER_SECONDS:
+            return cached[1]
+        if self._pool is None:
+            raise RuntimeError("the app has not started: no pool to look keys up in")
+        async with self._pool.acquire() as conn:
+            found = await lookup_name(conn, name)
+        if len(self._named) > 10_000:
+            self._named.clear()
+        self._named[name] = (now, found)
         return found
 
 
@@ -83,6 +100,7 @@ class Authorizer:
         self.public_reads = settings.public_reads
         self.keys = keys
         self.read_only, self.primary_url = settings.read_only, settings.primary_url
+        self.key_secret = settings.key_secret
 
     async def before_request(self, request: Request[Any, Any, Any]) -> None:
         """The app's before-request hook: `authorize` for the request's route.
@@ -108,10 +126,16 @@ class Authorizer:
             return  # the docs, the OpenAPI document and Litestar's OPTIONS answers are public
         if needed is None:
             raise RuntimeError(f"{handler} has no auth decision (route_meta(scope=...))")
-        if needed == "public" or (needed == "read" and self.public_reads):
+        keyed = meta is not None and meta.keyed
+        if needed == "public" or (needed == "read" and self.public_reads and not keyed):
             return
         value = _bearer(connection)
-        key = await self.keys.find(value) if value else None
+        token = connection.query_params.get("token") if meta and meta.stream_token else None
+        key: Key | None
+        if value is None and token is not None:
+            key = await self._stream_key(token)
+        else:
+            key = await self.keys.find(value) if value else None
         if key is None:
             raise Unauthorized(
                 "send Authorization: Bearer <key>; make one with `legation keys create`",
@@ -127,3 +151,15 @@ class Authorizer:
             )
         connection.scope["legation_actor"] = key.name  # type: ignore[typeddict-unknown-key]
         connection.scope["legation_key"] = key  # type: ignore[typeddict-unknown-key]
+
+    async def _stream_key(self, token: str) -> Key:
+        """The key a stream token was made with; 401 when it is not valid (any more)."""
+        name = stream_tokens.key_of(self.key_secret, token)
+        key = await self.keys.named(name) if name is not None else None
+        if key is None:
+            raise Unauthorized(
+                "the stream token is not valid (tokens last 5 minutes, and end with their"
+                " key): ask POST /v1/stream-tokens for a new one",
+                headers={"WWW-Authenticate": 'Bearer realm="legation"'},
+            )
+        return key

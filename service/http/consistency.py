@@ -64,6 +64,10 @@ class ReadModels:
         """The last log position the read models include."""
         return self._projector.position
 
+    async def advanced(self, within: float) -> bool:
+        """Wait for the read models to move on, at most `within` seconds; whether they did."""
+        return await self._projector.advanced(within)
+
     async def reach(self, min_position: int | None, **more: int | None) -> None:
         """Return once the read models include `min_position` (and the positions in `more`,
         by parameter name); 422 naming the parameter beyond the log's head, 503 after the

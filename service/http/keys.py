@@ -83,3 +83,11 @@ async def lookup(conn: Connection, key: str, secret: str) -> Key | None:
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
         return None
     return Key(row["name"], tuple(row["scopes"]))
+
+
+async def lookup_name(conn: Connection, name: str) -> Key | None:
+    """The unrevoked key with this name, if any (a stream token names its key)."""
+    row = await conn.fetchrow(
+        "SELECT name, scopes FROM api_keys WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    return None if row is None else Key(row["name"], tuple(row["scopes"]))

@@ -31,6 +31,7 @@ RESOURCES: Final = (
     "read_models",
     "fanout",
     "deliverer",
+    "standing_changes",
     "migration_heads",
 )
 

@@ -36,6 +36,8 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     remember: bool = False  # live answers are a function of URL and position (the edge)
     answers: tuple[str, ...] = ()  # the media types its 200 answers, chosen by Accept (OpenAPI)
     headers: tuple[Header, ...] = ()  # what its 2xx and 304 answers carry (OpenAPI)
+    stream_token: bool = False  # a stream: `?token=` (service/http/stream_tokens.py) may open it
+    keyed: bool = False  # needs a key with the scope even where reads are public
 
 
 def route_meta(
@@ -46,21 +48,24 @@ def route_meta(
     remember: bool = False,
     answers: tuple[str, ...] = (),
     headers: tuple[Header, ...] = (),
+    stream_token: bool = False,
+    keyed: bool = False,
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
         raise ValueError(f"no key scope {scope!r}; one of {', '.join(SCOPES)}")
-    return {
-        _KEY: RouteMeta(
-            scope=scope,
-            problems=problems,
-            body=body,
-            ndjson_body=ndjson_body,
-            remember=remember,
-            answers=answers,
-            headers=headers,
-        )
-    }
+    meta = RouteMeta(
+        scope=scope,
+        problems=problems,
+        body=body,
+        ndjson_body=ndjson_body,
+        remember=remember,
+        answers=answers,
+        headers=headers,
+        stream_token=stream_token,
+        keyed=keyed,
+    )
+    return {_KEY: meta}
 
 
 def meta_of(handler: BaseRouteHandler) -> RouteMeta | None:

@@ -158,6 +158,10 @@ class Projector:
                 await self._read_checkpoint()
         return self.position
 
+    async def advanced(self, within: float) -> bool:
+        """Wait for the read models to move on, at most `within` seconds; whether they did."""
+        return await self._advanced.wait(within)
+
     def heard(self) -> None:
         """The projecting process announced a checkpoint (its own announcements included)."""
         self._announced.set()

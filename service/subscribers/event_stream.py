@@ -20,7 +20,10 @@ from service.config import Settings
 from service.log.store import LogFilter
 from service.subscribers.fanout import Fanout, Follower, LiveBatch, read_live
 
-CONNECTED: Final = b": connected\n\n"
+# How long a disconnected EventSource waits before it reconnects (SSE's `retry:` field),
+# sent first: a reconnection then comes soon, and resumes with Last-Event-ID.
+RETRY_MILLISECONDS: Final = 2000
+CONNECTED: Final = b"retry: %d\n\n: connected\n\n" % RETRY_MILLISECONDS
 
 
 class Stalled(Exception):
@@ -67,7 +70,8 @@ async def event_stream(
                 yield chunk
 
 
-def _body(chunk: bytes) -> HTTPResponseBodyEvent:
+def body(chunk: bytes) -> HTTPResponseBodyEvent:
+    """An ASGI body message of the stream (more follow)."""
     return {"type": "http.response.body", "body": chunk, "more_body": True}
 
 
@@ -84,14 +88,14 @@ async def follow(
     Raises Stalled when the client has not taken a send within the stall time.
     """
     stall = settings.stream_stall_seconds
-    await within(stall, send(_body(CONNECTED)))
+    await within(stall, send(body(CONNECTED)))
     heartbeat = settings.sse_heartbeat_seconds
     with fanout.subscribe(after, filters, heartbeat) as follower:
         while True:
             follower.restart()  # as in event_stream
             while (chunk := await _unread(pool, follower)) is not None:
                 if chunk:
-                    await within(stall, send(_body(chunk)))
+                    await within(stall, send(body(chunk)))
             await _live(follower, send, stall)
 
 
@@ -102,7 +106,7 @@ async def _live(follower: Follower, send: Send, stall: float) -> None:
     while not follower.behind:
         chunk = follower.kept()
         if chunk:
-            await within(stall, send(_body(chunk)))
+            await within(stall, send(body(chunk)))
             continue
         follower.direct = direct  # nothing is kept, so nothing goes out of order
         try:
@@ -120,7 +124,7 @@ class _Direct:
         self._rest: Awaitable[None] | None = None
 
     def __call__(self, chunk: bytes) -> None:
-        rest = _send_now(self._send, _body(chunk))
+        rest = _send_now(self._send, body(chunk))
         if rest is not None:
             # The client is slow: keep its batches until its own task has finished this.
             self._rest, self._subscription.direct = rest, None

@@ -1,4 +1,5 @@
-"""Webhook subscriptions in the database: made under a per-key cap, read, paused, deleted.
+"""Webhook subscriptions in the database: made under a per-key cap, read, changed (paused,
+pointed elsewhere, replayed), their secret rotated, deleted.
 
 `owner` None means every subscription (an admin key); otherwise only that key's, and
 another's is treated as missing.
@@ -6,18 +7,26 @@ another's is treated as missing.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 import asyncpg
 import msgspec
 
-from service.log.store import LogFilter, head_position
+from service.incidents.errors import FieldError, Invalid
+from service.log.store import LogFilter, head_position, position_at
+
+if TYPE_CHECKING:
+    from service.log.store import Connection
 
 # pg_advisory_xact_lock(class, hashtext(owner)): one key's creations take turns,
 # so two at once cannot both see room under the cap ("subs" in ASCII).
 OWNER_LOCK: Final = 1_937_072_755
+
+
+# How long a rotated-out secret still signs deliveries beside the new one.
+PREVIOUS_SECRET_LASTS: Final = timedelta(hours=24)
 
 
 class SubscriptionsFull(Exception):
@@ -38,6 +47,7 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     types: list[str]
     countries: list[str]
+    topics: list[str]
     position: int
     active: bool
     deactivated_reason: str | None
@@ -65,7 +75,8 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Delivery(msgspec.Struct, frozen=True):
-    """One delivery attempt."""
+    """One delivery attempt: of the event `event_id`, or of a standing it changed
+    (`type` legation.standing.changed); `message_id` is the webhook-id it was sent with."""
 
     event_id: UUID
     position: int
@@ -75,6 +86,8 @@ class Delivery(msgspec.Struct, frozen=True):
     error: str | None
     next_retry_at: datetime | None
     attempted_at: datetime
+    message_id: UUID
+    type: str | None  # null for attempts recorded before messages had types
 
 
 class DeliveryPage(msgspec.Struct, frozen=True):
@@ -84,7 +97,7 @@ class DeliveryPage(msgspec.Struct, frozen=True):
     next_cursor: int | None
 
 
-COLUMNS = "id, url, types, countries, position, active, deactivated_reason, created_at"
+COLUMNS = "id, url, types, countries, topics, position, active, deactivated_reason, created_at"
 cursor_decoder = msgspec.json.Decoder(Cursor)
 
 
@@ -98,6 +111,7 @@ async def create(
     url: str,
     sealed_secret: str,
     filters: LogFilter,
+    topics: list[str],
     after: int | None,
     owner: str,
     cap: int,
@@ -110,8 +124,8 @@ async def create(
             raise SubscriptionsFull(owner, held, cap)
         start = after if after is not None else await head_position(conn)
         row = await conn.fetchrow(
-            f"INSERT INTO subscriptions (id, url, secret, types, countries, position, owner)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}",
+            f"INSERT INTO subscriptions (id, url, secret, types, countries, position, owner,"
+            f" topics) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}",
             subscription_id,
             url,
             sealed_secret,
@@ -119,6 +133,7 @@ async def create(
             list(filters.countries),
             start,
             owner,
+            topics,
         )
     return _subscription(row)
 
@@ -153,19 +168,135 @@ async def one(
     return None if row is None else _subscription(row)
 
 
-async def set_active(
-    pool: asyncpg.Pool[Any], subscription_id: UUID, active: bool, owner: str | None
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """What a PATCH changes (None: as it is): pause or resume, where and what is sent,
+    and where delivery goes on from (`after` a position, or the first event recorded at
+    or after `after_time`)."""
+
+    active: bool | None = None
+    url: str | None = None
+    types: tuple[str, ...] | None = None
+    countries: tuple[str, ...] | None = None
+    topics: list[str] | None = None
+    after: int | None = None
+    after_time: datetime | None = None
+
+    @property
+    def resends(self) -> bool:
+        """Whether it changes what is sent where, or from where: a delivery in flight is
+        then superseded (see webhook_leases)."""
+        moved = self.after is not None or self.after_time is not None
+        return moved or self.url is not None or self.chooses
+
+    @property
+    def chooses(self) -> bool:
+        """Whether it changes which messages an event brings (their count at a position)."""
+        return (self.types, self.countries, self.topics) != (None, None, None)
+
+
+def _field(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+async def _start(conn: Connection, change: Change) -> int | None:
+    """The position delivery goes on after; None when the change does not move it."""
+    head = await head_position(conn)
+    if change.after is not None:
+        if change.after > head:
+            raise _field("after", f"is beyond the log's head ({head})")
+        return change.after
+    if change.after_time is None:
+        return None
+    if change.after_time > await conn.fetchval("SELECT now()"):
+        raise _field("after_time", "is in the future: no event was recorded then yet")
+    # From the first event recorded then or later: after the last one recorded before.
+    return await position_at(conn, change.after_time - timedelta(microseconds=1))
+
+
+CHANGE = f"""
+UPDATE subscriptions SET
+    url = coalesce($2, url),
+    types = coalesce($3, types),
+    countries = coalesce($4, countries),
+    topics = coalesce($5, topics),
+    position = coalesce($6, position),
+    part = CASE WHEN $6::bigint IS NOT NULL OR $9 THEN 0 ELSE part END,
+    active = coalesce($7, active),
+    deactivated_reason = CASE WHEN $7 THEN NULL WHEN NOT $7 THEN 'paused'
+                              ELSE deactivated_reason END,
+    epoch = epoch + CASE WHEN $8 THEN 1 ELSE 0 END,
+    attempt = CASE WHEN $7::boolean IS NOT NULL OR $8 THEN 0 ELSE attempt END,
+    failing_since = CASE WHEN $7::boolean IS NOT NULL OR $8 THEN NULL ELSE failing_since END,
+    next_attempt_at = CASE WHEN $7::boolean IS NOT NULL OR $8 THEN now()
+                           ELSE next_attempt_at END
+ WHERE id = $1
+RETURNING {COLUMNS}
+"""
+
+
+async def change(
+    pool: asyncpg.Pool[Any], subscription_id: UUID, change: Change, owner: str | None
 ) -> Subscription | None:
-    """Pause or resume; a resumed one is retried at once, from where it stopped."""
-    row = await pool.fetchrow(
-        "UPDATE subscriptions SET active = $2, deactivated_reason = CASE WHEN $2 THEN NULL"
-        " ELSE 'paused' END, attempt = 0, failing_since = NULL, next_attempt_at = now()"
-        f" WHERE id = $1 AND ($3::text IS NULL OR owner = $3) RETURNING {COLUMNS}",
+    """Apply a PATCH; None when `owner` holds no such subscription.
+
+    Resumed, or changed in what it sends where, a subscription is tried at once. A
+    delivery in flight is not interrupted: its lease holder finds the epoch moved,
+    records its attempt without moving the cursor, and gives the lease back.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        held = await conn.fetchval(
+            "SELECT id FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
+            " FOR UPDATE",
+            subscription_id,
+            owner,
+        )
+        if held is None:
+            return None
+        row = await conn.fetchrow(
+            CHANGE,
+            subscription_id,
+            change.url,
+            None if change.types is None else list(change.types),
+            None if change.countries is None else list(change.countries),
+            change.topics,
+            await _start(conn, change),
+            change.active,
+            change.resends,
+            change.chooses,
+        )
+    return _subscription(row)
+
+
+async def rotate(
+    pool: asyncpg.Pool[Any], subscription_id: UUID, sealed_secret: str, owner: str | None
+) -> datetime | None:
+    """Make `sealed_secret` the signing secret; the one it replaces signs beside it until
+    the returned instant (a secret rotated out earlier is dropped). None: no such one."""
+    until: datetime | None = await pool.fetchval(
+        "UPDATE subscriptions SET previous_secret = secret, previous_secret_until = now() + $4,"
+        " secret = $2 WHERE id = $1 AND ($3::text IS NULL OR owner = $3)"
+        " RETURNING previous_secret_until",
         subscription_id,
-        active,
+        sealed_secret,
+        owner,
+        PREVIOUS_SECRET_LASTS,
+    )
+    return until
+
+
+async def signing(
+    pool: asyncpg.Pool[Any], subscription_id: UUID, owner: str | None
+) -> asyncpg.Record | None:
+    """What a delivery to the subscription needs (where to, its secrets as stored, its
+    position), if `owner` (None: anyone) holds it."""
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT id, url, secret, active, position,"
+        " CASE WHEN previous_secret_until > now() THEN previous_secret END AS previous_secret"
+        " FROM subscriptions WHERE id = $1 AND ($2::text IS NULL OR owner = $2)",
+        subscription_id,
         owner,
     )
-    return None if row is None else _subscription(row)
+    return row
 
 
 async def remove(pool: asyncpg.Pool[Any], subscription_id: UUID, owner: str | None) -> bool:
@@ -184,7 +315,8 @@ async def deliveries(
     """Up to `limit` attempts before id `before`, newest first, and the next page's cursor."""
     rows = await pool.fetch(
         "SELECT id, event_id, position, attempt, status_code, latency_ms, error, next_retry_at,"
-        " attempted_at FROM deliveries WHERE subscription_id = $1 AND ($2::bigint IS NULL"
+        " attempted_at, coalesce(message_id, event_id) AS message_id, type"
+        " FROM deliveries WHERE subscription_id = $1 AND ($2::bigint IS NULL"
         " OR id < $2) ORDER BY id DESC LIMIT $3",
         subscription_id,
         before,

@@ -1,7 +1,16 @@
-"""A subscription's lease on its next event: claimed, renewed, and the attempt recorded.
+"""A subscription's lease on its next message: claimed, renewed, and the attempt recorded.
 
 Each of these runs inside a short transaction the caller holds; the POST
 between claim and record holds none.
+
+A subscription's cursor is `position` (every event up to it is done) and `part`
+(how many messages of the next event were acknowledged: an event may bring
+several, see webhook_messages). A subscription with the `standings` topic never
+goes past the read models' checkpoint, so what it is told can be read at once.
+A PATCH that moves the cursor or changes what is sent where bumps `epoch`: the
+holder of a lease taken before it records its attempt but moves nothing, and
+gives the lease back, so the next claim starts where the PATCH said, and the
+subscription still has one delivery at a time, in order.
 """
 
 from __future__ import annotations
@@ -13,8 +22,16 @@ from uuid import UUID, uuid4
 import asyncpg
 import msgspec
 
-from service.log.store import LogFilter
-from service.subscribers.fanout import LiveEvent, matches, read_live
+from service.projections.projector import CHECKPOINT
+from service.projections.standing_changes import StandingChanges
+from service.subscribers.fanout import LiveEvent, read_live
+from service.subscribers.webhook_messages import (
+    Message,
+    Wants,
+    event_message,
+    messages,
+    wants,
+)
 from service.subscribers.webhook_posts import TIMEOUT, Outcome
 
 if TYPE_CHECKING:
@@ -24,11 +41,19 @@ SCAN_PAGE: Final = 500
 # About 5 s, 30 s, 2 min, 15 min, 1 h, then hourly, for 3 days in all.
 BACKOFF: Final = (5.0, 30.0, 120.0, 900.0, 3600.0)
 GIVE_UP_AFTER: Final = timedelta(days=3)
+# How far a subscription may go: the log's head ($1), or for standings the checkpoint.
+BOUND: Final = f"""CASE WHEN 'standings' = ANY(topics)
+            THEN (SELECT position FROM projection_checkpoints WHERE name = '{CHECKPOINT}')
+            ELSE $1 END"""
 # A lease that has run out is taken over: its holder crashed, or hung past its deadline.
-DUE = """
-SELECT id, url, secret, types, countries, position, attempt, failing_since
+# The previous secret is read only while it is still honoured.
+DUE = f"""
+SELECT id, url, secret,
+       CASE WHEN previous_secret_until > now() THEN previous_secret END AS previous_secret,
+       types, countries, topics, position, part, epoch, attempt, failing_since,
+       {BOUND} AS bound
   FROM subscriptions
- WHERE active AND next_attempt_at <= now() AND position < $1
+ WHERE active AND next_attempt_at <= now() AND position < {BOUND}
    AND (leased_until IS NULL OR leased_until < now())
  ORDER BY next_attempt_at
  LIMIT 1
@@ -39,16 +64,23 @@ LEASE: Final = timedelta(seconds=3 * TIMEOUT)
 
 
 class Claim(msgspec.Struct, frozen=True):
-    """One subscription's next event, leased to this process until delivered or expired."""
+    """One subscription's next message, leased to this process until delivered or expired."""
 
     row: Any  # the subscription's row as claimed (asyncpg.Record)
-    live: LiveEvent
+    message: Message
     lease: UUID
-    attempt: int  # attempts made at this event so far
+    attempt: int  # attempts made at this message so far
     failing_since: Any
-    # The rest of the log page the event was read from: once the event is acknowledged,
-    # the lease is renewed for the next one of these that matches, with no new claim.
-    ahead: tuple[LiveEvent, ...] = ()
+    # What follows in the log page the event was read from: once the message is
+    # acknowledged, the lease is renewed for the next one, with no new claim.
+    following: tuple[Message, ...] = ()  # the rest of this event's messages
+    ahead: tuple[LiveEvent, ...] = ()  # the page's later events
+    wanted: Wants | None = None  # what the subscription receives, read from `row` once
+
+    @property
+    def live(self) -> LiveEvent:
+        """The event the message is about."""
+        return self.message.live
 
 
 def retry_delay(attempt: int, scale: float) -> float:
@@ -56,11 +88,11 @@ def retry_delay(attempt: int, scale: float) -> float:
     return BACKOFF[min(attempt, len(BACKOFF)) - 1] * scale
 
 
-async def claim_next(conn: Connection, head: int) -> Claim | None:
-    """Lease the next event up to `head` of a due subscription (None when none is due)."""
-    # Subscriptions with nothing for them up to the head are moved past it.
+async def claim_next(conn: Connection, head: int, changes: StandingChanges) -> Claim | None:
+    """Lease the next message of a due subscription (None when none is due)."""
+    # Subscriptions with nothing for them up to their bound are moved past it.
     while (row := await conn.fetchrow(DUE, head)) is not None:
-        found = await _next_event(conn, row, head)
+        found = await _next_message(conn, row, changes)
         if found is not None:
             lease = uuid4()
             await conn.execute(
@@ -69,95 +101,160 @@ async def claim_next(conn: Connection, head: int) -> Claim | None:
                 lease,
                 LEASE,
             )
-            live, ahead = found
-            return Claim(row, live, lease, row["attempt"], row["failing_since"], ahead)
+            message, following, ahead = found
+            attempt, failing = row["attempt"], row["failing_since"]
+            return Claim(row, message, lease, attempt, failing, following, ahead, wants(row))
     return None
 
 
-async def _next_event(
-    conn: Connection, row: asyncpg.Record, head: int
-) -> tuple[LiveEvent, tuple[LiveEvent, ...]] | None:
-    filters = LogFilter(tuple(row["types"]), tuple(row["countries"]))
-    scanned = row["position"]
-    while scanned < head:
-        page = await read_live(conn, scanned, SCAN_PAGE)
+Found = tuple[Message, tuple[Message, ...], tuple[LiveEvent, ...]]
+
+
+async def _next_message(
+    conn: Connection, row: asyncpg.Record, changes: StandingChanges
+) -> Found | None:
+    wanted, bound = wants(row), row["bound"]
+    scanned, done = row["position"], row["part"]
+    while scanned < bound:
+        page = [
+            live
+            for live in await read_live(conn, scanned, SCAN_PAGE)
+            if live.event.position <= bound
+        ]
         if not page:
             break
         for index, live in enumerate(page):
-            if matches(live, filters):
+            # `part` counts the acknowledged messages of the first event after `position`.
+            sent, done = (await messages(conn, live, wanted, changes))[done:], 0
+            if sent:
                 await _advance(conn, row["id"], scanned)
-                return live, tuple(page[index + 1 :])
+                return sent[0], tuple(sent[1:]), tuple(page[index + 1 :])
             scanned = live.event.position
-    # Nothing for this subscriber up to the head: skip past it.
+    # Nothing for this subscriber up to its bound: skip past it.
     await _advance(conn, row["id"], scanned)
     return None
 
 
 async def _advance(conn: Connection, subscription: Any, position: int) -> None:
     await conn.execute(
-        "UPDATE subscriptions SET position = $2 WHERE id = $1 AND position < $2",
+        "UPDATE subscriptions SET position = $2, part = 0 WHERE id = $1 AND position < $2",
         subscription,
         position,
     )
 
 
-async def still_held(conn: Connection, claim: Claim) -> bool | None:
-    """Whether the subscription is active, locked; None when the lease is no longer ours."""
-    active: bool | None = await conn.fetchval(
-        "SELECT active FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
+class Held(msgspec.Struct, frozen=True):
+    """The subscription as its lease holder finds it when the attempt is over."""
+
+    active: bool
+    epoch: int
+
+
+async def still_held(conn: Connection, claim: Claim) -> Held | None:
+    """Whether the subscription is active and its epoch, locked; None when the lease
+    is no longer ours."""
+    row = await conn.fetchrow(
+        "SELECT active, epoch FROM subscriptions WHERE id = $1 AND lease = $2 FOR UPDATE",
         claim.row["id"],
         claim.lease,
     )
-    return active
+    return None if row is None else Held(row["active"], row["epoch"])
 
 
-async def renewed(conn: Connection, claim: Claim) -> Claim | None:
-    """Lease the next matching event of the page already read, if there is one."""
-    subscription = claim.row["id"]
-    filters = LogFilter(tuple(claim.row["types"]), tuple(claim.row["countries"]))
+async def renewed(conn: Connection, claim: Claim, changes: StandingChanges) -> Claim | None:
+    """Lease the next message of the page already read, if there is one."""
+    subscription, wanted = claim.row["id"], claim.wanted or wants(claim.row)
+    if claim.following:
+        message, *rest = claim.following
+        await _renew(conn, claim, claim.live.event.position - 1)
+        return msgspec.structs.replace(
+            claim, message=message, attempt=0, failing_since=None, following=tuple(rest)
+        )
     passed = claim.live.event.position
     for index, live in enumerate(claim.ahead):
-        if matches(live, filters):
-            await conn.execute(
-                "UPDATE subscriptions SET position = greatest(position, $2), lease = $3,"
-                " leased_until = now() + $4 WHERE id = $1",
-                subscription,
-                passed,
-                claim.lease,
-                LEASE,
+        # An event alone needs no query: no coroutine per event of the page.
+        if wanted.standings:
+            sent = await messages(conn, live, wanted, changes)
+        else:
+            sent = event_message(live, wanted)
+        if sent:
+            await _renew(conn, claim, passed)
+            return msgspec.structs.replace(
+                claim,
+                message=sent[0],
+                attempt=0,
+                failing_since=None,
+                following=tuple(sent[1:]),
+                ahead=claim.ahead[index + 1 :],
             )
-            return Claim(claim.row, live, claim.lease, 0, None, claim.ahead[index + 1 :])
         passed = live.event.position
     await _advance(conn, subscription, passed)
     return None
 
 
+async def _renew(conn: Connection, claim: Claim, passed: int) -> None:
+    await conn.execute(
+        "UPDATE subscriptions SET position = greatest(position, $2), lease = $3,"
+        " leased_until = now() + $4 WHERE id = $1",
+        claim.row["id"],
+        passed,
+        claim.lease,
+        LEASE,
+    )
+
+
 async def record(conn: Connection, claim: Claim, outcome: Outcome, retry_scale: float) -> None:
     """Record the attempt, and move the subscription on, retry it later or deactivate it."""
-    row, live = claim.row, claim.live
-    attempt = claim.attempt + 1
+    message = claim.message
     if outcome.acknowledged:
+        # Acknowledged within its event: the cursor stays before the event and counts it.
+        position, part = (
+            (message.position, 0) if message.last else (message.position - 1, message.index + 1)
+        )
         await conn.execute(
-            "UPDATE subscriptions SET position = greatest(position, $2), attempt = 0,"
+            "UPDATE subscriptions SET position = greatest(position, $2), part = $3, attempt = 0,"
             " failing_since = NULL, next_attempt_at = now(), lease = NULL,"
             " leased_until = NULL WHERE id = $1",
-            row["id"],
-            live.event.position,
+            claim.row["id"],
+            position,
+            part,
         )
         retry_at = None
     else:
-        retry_at = await _failed(conn, claim, attempt, outcome, retry_scale)
+        retry_at = await _failed(conn, claim, claim.attempt + 1, outcome, retry_scale)
+    await attempted(conn, claim, outcome, claim.attempt + 1, retry_at)
+
+
+async def superseded(conn: Connection, claim: Claim, outcome: Outcome) -> None:
+    """A PATCH changed the subscription while the message was in flight: record the
+    attempt, give the lease back, and leave the cursor where the PATCH put it."""
+    await conn.execute(
+        "UPDATE subscriptions SET lease = NULL, leased_until = NULL, next_attempt_at = now()"
+        " WHERE id = $1",
+        claim.row["id"],
+    )
+    await attempted(conn, claim, outcome, claim.attempt + 1, None)
+
+
+async def attempted(
+    conn: Connection, claim: Claim, outcome: Outcome, attempt: int, retry_at: Any
+) -> None:
+    """Add the attempt to the subscription's delivery log."""
+    message = claim.message
     await conn.execute(
         "INSERT INTO deliveries (subscription_id, event_id, position, attempt, status_code,"
-        " latency_ms, error, next_retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        row["id"],
-        live.event.id,
-        live.event.position,
+        " latency_ms, error, next_retry_at, message_id, type)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        claim.row["id"],
+        message.live.event.id,
+        message.position,
         attempt,
         outcome.status_code,
         outcome.latency_ms,
         outcome.error,
         retry_at,
+        message.id,
+        message.type,
     )
 
 

@@ -10,8 +10,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from service.subscribers.cloud_events import cloud_event, signature
-from service.subscribers.fanout import LiveEvent
+from service.subscribers.cloud_events import signatures
 from service.subscribers.sealing import unseal
 from service.subscribers.ssrf import UnsafeUrl, pinned
 
@@ -35,19 +34,23 @@ class Outcome(msgspec.Struct, frozen=True):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def signing_secrets(settings: Settings, row: asyncpg.Record) -> list[str]:
+    """The secrets a delivery is signed with: the current one, and the one it replaced
+    while that is still honoured (the row's `previous_secret` is null once it is not)."""
+    stored = [row["secret"], row["previous_secret"]]
+    return [unseal(settings.key_secret, row["id"], sealed) for sealed in stored if sealed]
+
+
 async def post(
-    client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record, live: LiveEvent
+    client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record, message_id: str, body: bytes
 ) -> Outcome:
-    """POST `live` to the subscription `row`, within one deadline for the whole attempt."""
-    body = cloud_event(live)
-    message_id, now = str(live.event.id), int(time.time())
+    """POST `body` to the subscription `row`, within one deadline for the whole attempt."""
+    now = int(time.time())
     headers = {
         "content-type": "application/cloudevents+json",
         "webhook-id": message_id,
         "webhook-timestamp": str(now),
-        "webhook-signature": signature(
-            unseal(settings.key_secret, row["id"], row["secret"]), message_id, now, body
-        ),
+        "webhook-signature": signatures(signing_secrets(settings, row), message_id, now, body),
     }
     started = time.monotonic()
     try:

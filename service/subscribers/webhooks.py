@@ -6,14 +6,17 @@ from now. The POST is made with no transaction open, and its outcome recorded
 in a second short transaction only while the lease is still ours. So one
 subscription is never delivered to twice at once and gets its events in log
 order, at least once: a crashed worker's lease runs out and another takes
-over. Once an event is acknowledged, the lease goes on to the next matching
-event of the log page already read, with no new claim. Its position moves
-only forward, and only past an acknowledged (2xx) event or events that match
-none of its filters. Attempts older than the retention are pruned in the
-background.
+over. Once a message is acknowledged, the lease goes on to the next message
+of the log page already read, with no new claim. The deliverer moves a
+subscription's position only forward, and only past acknowledged (2xx) messages
+or events with nothing for it; only its owner moves it elsewhere (PATCH `after`),
+and a delivery in flight then moves nothing. Attempts older than the retention
+are pruned in the background.
 
-The body and its signature are cloud_events', the POST webhook_posts', and the
-lease's statements webhook_leases'; here is the worker that runs them.
+What is sent for an event (the event, the standings it changed) is
+webhook_messages', the body and its signature cloud_events', the POST
+webhook_posts', and the lease's statements webhook_leases'; here is the worker
+that runs them.
 """
 
 from __future__ import annotations
@@ -23,20 +26,24 @@ import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 
 from service.log.doorbell import cancel
 from service.log.store import head_position
+from service.projections.standing_changes import StandingChanges
+from service.subscribers.cloud_events import ping_event
 from service.subscribers.webhook_leases import (
     BACKOFF,
+    BOUND,
     Claim,
     claim_next,
     record,
     renewed,
     still_held,
+    superseded,
 )
 from service.subscribers.webhook_posts import TIMEOUT, Outcome, post
 
@@ -50,12 +57,13 @@ WORKERS: Final = 16
 
 # One round trip, outside any transaction: most doorbell rings find nothing due,
 # and where no subscription is active at all the next rings need not ask for a while.
-ANY_DUE = """
+HEAD: Final = "(SELECT coalesce(max(position), 0) FROM events)"
+ANY_DUE = f"""
 SELECT EXISTS (SELECT 1 FROM subscriptions WHERE active),
        EXISTS (SELECT 1 FROM subscriptions
                 WHERE active AND next_attempt_at <= now()
                   AND (leased_until IS NULL OR leased_until < now())
-                  AND position < (SELECT coalesce(max(position), 0) FROM events))
+                  AND position < {BOUND.replace("$1", HEAD)})
 """
 # How long "no subscription is active" is believed: one made on another process is
 # noticed here within this (that process delivers it meanwhile).
@@ -78,8 +86,15 @@ class Deliverer:
     only its own subscription and one of the slots.
     """
 
-    def __init__(self, pool: asyncpg.Pool[Any], doorbell: Bell, settings: Settings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        doorbell: Bell,
+        settings: Settings,
+        changes: StandingChanges | None = None,
+    ) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
+        self._changes = changes or StandingChanges()  # shared with the standings stream
         # No redirects, no proxies from the environment: only the pinned address.
         # Connections are kept alive between deliveries to the same address.
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
@@ -91,6 +106,8 @@ class Deliverer:
         self._none_active_until = 0.0  # time.monotonic(); see NONE_ACTIVE_SECONDS
         self.delivered = 0
         self.failed = 0
+        # Standing notifications wait for the read models: their advance may make some due.
+        doorbell.on_projected(self._wake.set)
 
     def start(self, workers: int = WORKERS) -> None:
         """Start delivering in the background: up to `workers` subscriptions at once."""
@@ -172,8 +189,17 @@ class Deliverer:
 
         Gives back the subscription's next event when the lease was renewed for it.
         """
-        outcome = await post(self._client, self._settings, claim.row, claim.live)
+        message = claim.message
+        body = message.body()
+        outcome = await post(self._client, self._settings, claim.row, str(message.id), body)
         return await self._record(claim, outcome)
+
+    async def ping(self, row: asyncpg.Record) -> Outcome:
+        """POST a `legation.ping` to the subscription `row` now, outside log order and any
+        lease, signed like its deliveries; nothing is recorded."""
+        message_id = uuid4()
+        body = ping_event(message_id, row["id"], row["position"])
+        return await post(self._client, self._settings, row, str(message_id), body)
 
     async def claim(self) -> Claim | None:
         """Lease the next event of a due subscription (None when none is due)."""
@@ -185,7 +211,7 @@ class Deliverer:
         if not due:
             return None
         async with self._pool.acquire() as conn, conn.transaction():
-            claim = await claim_next(conn, await head_position(conn))
+            claim = await claim_next(conn, await head_position(conn), self._changes)
             if claim is not None:
                 self._leases.add(claim.lease)
         return claim
@@ -211,18 +237,24 @@ class Deliverer:
     async def _record(self, claim: Claim, outcome: Outcome) -> Claim | None:
         # Should this fail, the lease stays in self._leases: stop() gives it back.
         async with self._pool.acquire() as conn, conn.transaction():
-            active = await still_held(conn, claim)
-            if active is None:  # run out and taken over: the other holder's outcome counts
+            held = await still_held(conn, claim)
+            renewal = None
+            if held is None:  # run out and taken over: the other holder's outcome counts
                 log.warning("lease on subscription %s lost before recording", claim.row["id"])
-                renewal = None
+            elif held.epoch != claim.row["epoch"]:  # changed meanwhile: start again from it
+                self._count(outcome)
+                await superseded(conn, claim, outcome)
             else:
-                if outcome.acknowledged:
-                    self.delivered += 1
-                else:
-                    self.failed += 1
+                self._count(outcome)
                 await record(conn, claim, outcome, self._settings.webhook_retry_scale)
-                go_on = active and outcome.acknowledged
-                renewal = await renewed(conn, claim) if go_on else None
+                if held.active and outcome.acknowledged:
+                    renewal = await renewed(conn, claim, self._changes)
         if renewal is None:
             self._leases.discard(claim.lease)
         return renewal
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.acknowledged:
+            self.delivered += 1
+        else:
+            self.failed += 1

@@ -26,7 +26,7 @@ async def test_a_subscriber_that_falls_behind_catches_up_from_the_database(
     await fan.start()
     messages = event_stream(pool, fan, 0, LogFilter(), heartbeat=0.2)
     try:
-        assert await anext(messages) == b": connected\n\n"
+        assert await anext(messages) == b"retry: 2000\n\n: connected\n\n"  # retry: first
         first = asyncio.ensure_future(anext(messages))  # subscribes, then waits
         await asyncio.sleep(0.2)
         for n in range(1, 6):  # five appends, five fan-out batches, one queue slot

@@ -99,6 +99,20 @@ class EventStream(Stream):
         )
 
 
+# Checked by the authorizer (service/http/auth.py) before the route runs; declared here
+# so that the OpenAPI document names it.
+StreamTokenParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="token",
+        max_length=512,
+        description="A stream token (POST /v1/stream-tokens), for clients that cannot send "
+        "Authorization; needed only where reads need a key",
+    ),
+]
+STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
 def _last_event_id(value: str | None) -> int | None:
     # Anything but a position this API sent is ignored, as EventSource expects.
     text = (value or "").strip()
@@ -114,7 +128,10 @@ def _last_event_id(value: str | None) -> int | None:
     operation_id="streamEvents",
     media_type=EVENT_STREAM,
     opt=route_meta(
-        problems=(422, 429, 503), scope="read", headers=("Cache-Control", "X-Accel-Buffering")
+        problems=(401, 403, 422, 429, 503),
+        scope="read",
+        headers=("Cache-Control", "X-Accel-Buffering"),
+        stream_token=True,
     ),
 )
 async def stream_events(
@@ -131,10 +148,14 @@ async def stream_events(
         str | None,
         HeaderParameter(name="Last-Event-ID", max_length=20, description="Resume after this id"),
     ] = None,
+    token: StreamTokenParam = None,
 ) -> Stream:
     """`id:` is the position, `event:` the type, `data:` the event (a StreamEvent: as
     /v1/events lists it, with `dataschema`, where its data's JSON Schema is); a comment every
     15 s.
+
+    A `retry:` line comes first (how soon a dropped EventSource reconnects). Where reads
+    need a key, a browser passes a stream token (`POST /v1/stream-tokens`) as `token`.
 
     Past the server's stream caps (in all, or from one address) a new stream is refused
     with 503 or 429 and Retry-After; a client that reads nothing for
@@ -147,7 +168,7 @@ async def stream_events(
     return EventStream(
         functools.partial(follow, pool, fanout, settings, start, filters),
         streams,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=STREAM_HEADERS,
     )
 
 
