@@ -321,7 +321,12 @@ class At(msgspec.Struct, frozen=True):
 
 
 async def standings(conn: Connection, at: At, code: str | None = None) -> list[dict[str, Any]]:
-    """One row per actor (or only `code`) with every standing field."""
+    """One row per actor (or only `code`) with every standing field; a side's is one row."""
+    if at.side is not None:
+        # $3 is both the code and the side's bloc: any other code would count another side.
+        if code not in (None, at.side):
+            raise ValueError(f"the {at.side} side has one row, not {code}'s")
+        code = at.side
     sql, side = (STANDINGS_PLAIN, ()) if at.side is None else (STANDINGS_SIDED, _members(at.side))
     rows = await conn.fetch(sql, at.position, at.as_of, code, *side)
     return [dict(row) for row in rows]

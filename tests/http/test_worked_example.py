@@ -154,3 +154,16 @@ async def test_the_demo_records_the_seed_report_whole(dsn: str, client: Client) 
     assert (side["expelled_foreign_diplomats"], side["own_diplomats_expelled"]) == (94, 54)
     pair = (await client.get("/v1/relations/RU/UA", params=head)).json()["relation"]
     assert (pair["places_taken"], pair["places_lost"], pair["incidents"]) == (1, 0, 1)
+
+
+async def test_a_sides_standings_are_the_blocs_row_alone(dsn: str) -> None:
+    from service.log.database import connect
+    from service.projections.standings import At, standings
+
+    conn = await connect(dsn)
+    try:
+        assert await standings(conn, At(0, side="EU")) == []
+        with pytest.raises(ValueError, match="EU side"):
+            await standings(conn, At(0, side="EU"), "RU")
+    finally:
+        await conn.close()
