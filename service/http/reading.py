@@ -137,12 +137,16 @@ class Reading:
         """The answer kept for `key` at `at`, made (and kept) when there is none."""
         pinned = self.known_at is not None or self.cursor is not None
         entry = self.answers.get((key, at))
-        if not isinstance(entry, Cached):
+        if isinstance(entry, Cached):
+            return entry
+
+        async def made() -> Cached:
             generation = self.answers.generation
-            entry = await make()
-            live_at = None if pinned else at.position
-            self.answers.put((key, at), entry, live_at, generation)
-        return entry
+            made = await make()
+            self.answers.put((key, at), made, None if pinned else at.position, generation)
+            return made
+
+        return await self.answers.once((key, at, pinned), made)
 
     async def _respond(
         self, entry: Cached, at: At, media_type: str, extra: dict[str, str] | None = None

@@ -11,13 +11,15 @@ changes what every position answers, so it clears everything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Final
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Final, TypeVar
 
 import msgspec
 
+T = TypeVar("T")
 # What a kept entry costs beyond its bytes: the dict slot, the struct, the key tuple.
 ENTRY_OVERHEAD: Final = 256
 
@@ -72,6 +74,7 @@ class AnswerCache:
         self._live: dict[int, set[Hashable]] = {}  # live position -> keys answered there
         self._head = 0  # the newest live position seen
         self.generation = 0  # grows at each clear: answers computed before it are not kept
+        self._making: dict[Hashable, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -109,6 +112,21 @@ class AnswerCache:
             self._live.setdefault(live_at, set()).add(key)
         while self.size > self.capacity:
             self._drop(next(iter(self._entries)))
+
+    async def once(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        """`make()`, run once for every caller that asks for `key` while it runs.
+
+        When the read models move, every reader misses the answer at once; without
+        this, each would compute the same answer (under batch ingest a standby served
+        4 requests a second that way). The computation outlives a caller that leaves.
+        """
+        making = self._making.get(key)
+        if making is None:
+            making = asyncio.ensure_future(make())
+            self._making[key] = making
+            making.add_done_callback(lambda _: self._making.pop(key, None))
+        result: T = await asyncio.shield(making)
+        return result
 
     @property
     def head(self) -> int:

@@ -3,6 +3,8 @@ read models move on."""
 
 from __future__ import annotations
 
+import asyncio
+
 from service.projections.answer_cache import ENTRY_OVERHEAD, AnswerCache, Remembered, cached
 
 KIB = 1024
@@ -91,3 +93,51 @@ def test_clear_forgets_everything() -> None:
     assert cache.size == 0
     cache.put("c", cached(b"{}"), live_at=3)  # a rebuild leaves positions where they were
     assert cache.get("c") is not None
+
+
+async def test_callers_asking_at_once_share_one_computation() -> None:
+    cache = AnswerCache(1 << 20)
+    made: list[int] = []
+
+    async def make() -> str:
+        made.append(1)
+        await asyncio.sleep(0.01)
+        return "answer"
+
+    answers = await asyncio.gather(*(cache.once("key", make) for _ in range(16)))
+    assert answers == ["answer"] * 16
+    assert len(made) == 1
+    assert await cache.once("key", make) == "answer"  # done: a later caller makes it anew
+    assert len(made) == 2
+
+
+async def test_a_failed_computation_fails_every_caller_and_is_not_kept() -> None:
+    cache = AnswerCache(1 << 20)
+
+    async def fail() -> str:
+        await asyncio.sleep(0.01)
+        raise ConnectionResetError("gone")
+
+    results = await asyncio.gather(
+        *(cache.once("key", fail) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(result, ConnectionResetError) for result in results)
+
+    async def make() -> str:
+        return "answer"
+
+    assert await cache.once("key", make) == "answer"
+
+
+async def test_a_caller_that_leaves_does_not_cancel_the_others() -> None:
+    cache = AnswerCache(1 << 20)
+
+    async def make() -> str:
+        await asyncio.sleep(0.05)
+        return "answer"
+
+    leaving = asyncio.ensure_future(cache.once("key", make))
+    staying = asyncio.ensure_future(cache.once("key", make))
+    await asyncio.sleep(0.01)
+    leaving.cancel()
+    assert await staying == "answer"
