@@ -273,8 +273,7 @@ def _cross_cutting(path: str, operation: Operation, meta: RouteMeta) -> set[int]
         statuses.add(429)
     if path != "/health":
         statuses.add(503)  # the database is unreachable (or, for reads, behind min_position)
-    if operation.parameters or operation.request_body:
-        statuses.add(422)
+    statuses.add(422)  # a body or parameter the route refuses, or a query name it does not take
     return statuses
 
 
