@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import HeaderParameter, QueryParameter
 
+from service.http import csv_tables
 from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, none_match
 from service.http.mementos import (
@@ -29,6 +30,7 @@ from service.http.mementos import (
     memento_link,
 )
 from service.http.paging import DEFAULT_LIMIT, CursorParam, Limit, next_link
+from service.http.representations import CSV, JSON, chosen
 from service.log.store import position_at, recorded_by
 from service.projections.answer_cache import AnswerCache, Cached, cached
 from service.projections.standings import At
@@ -107,21 +109,31 @@ class Reading:
         # or cursor is a 422 at once, never after waiting for the read models.
         at = await self.at(after, side)
         pinned = self.known_at is not None or self.cursor is not None
-        entry = self.answers.get((key, at))
+        representation = chosen(self.request.scope)
+        kept = (key if representation != "csv" else (key, "csv"), at)
+        entry = self.answers.get(kept)
         if not isinstance(entry, Cached):
             generation = self.answers.generation
             async with self.read_models.pool.acquire() as conn:
                 body, following = await compute(conn, at)
-                entry = cached(_encoder.encode(body), following)
+            if representation == "csv":
+                assert isinstance(body, msgspec.Struct)  # every list is a Struct with `items`
+                encoded = csv_tables.encode(body)
+            else:
+                encoded = _encoder.encode(body)
+            entry = cached(encoded, following)
             live_at = None if pinned else at.position
-            self.answers.put((key, at), entry, live_at, generation)
+            self.answers.put(kept, entry, live_at, generation)
         headers = {"ETag": entry.etag, POSITION: str(at.position), **await self._memento(at)}
+        if representation is not None:
+            headers["Vary"] = "Accept"
         if entry.next_cursor is not None:
             following = next_link(self.request, entry.next_cursor)["Link"]
             headers["Link"] = ", ".join(filter(None, (following, headers.get("Link"))))
         if none_match(self.if_none_match, entry.etag):
             return cast(Response[T], Response(None, status_code=304, headers=headers))
-        answer = Response(entry.body, media_type="application/json", headers=headers)
+        media_type = CSV if representation == "csv" else JSON
+        answer = Response(entry.body, media_type=media_type, headers=headers)
         return cast(Response[T], answer)
 
     async def _memento(self, at: At) -> dict[str, str]:

@@ -24,6 +24,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     body: Any = None  # the msgspec Struct (or union of them) it decodes itself (OpenAPI)
     ndjson_body: bool = False  # a body of IncidentReport lines (OpenAPI)
     remember: bool = False  # live answers are a function of URL and position (the edge)
+    csv: bool = False  # answers its list as CSV too, for Accept: text/csv (csv_tables)
 
 
 def route_meta(
@@ -32,13 +33,19 @@ def route_meta(
     body: Any = None,
     ndjson_body: bool = False,
     remember: bool = False,
+    csv: bool = False,
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
         raise ValueError(f"no key scope {scope!r}; one of {', '.join(SCOPES)}")
     return {
         _KEY: RouteMeta(
-            scope=scope, problems=problems, body=body, ndjson_body=ndjson_body, remember=remember
+            scope=scope,
+            problems=problems,
+            body=body,
+            ndjson_body=ndjson_body,
+            remember=remember,
+            csv=csv,
         )
     }
 

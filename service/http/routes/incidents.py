@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -13,12 +13,13 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
-from service.http import request_ids
+from service.http import csv_tables, request_ids
 from service.http.actor_params import actor_param
 from service.http.bodies import json_body
 from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
+from service.http.representations import CSV, chosen
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.incidents import handlers
@@ -242,7 +243,7 @@ def _country(value: str | None) -> str | None:
     "/v1/incidents",
     tags=["incidents"],
     summary="List incidents",
-    opt=route_meta(problems=(422, 503), scope="read"),
+    opt=route_meta(problems=(422, 503), scope="read", csv=True),
 )
 async def list_incidents(
     request: Request[Any, Any, Any],
@@ -265,7 +266,11 @@ async def list_incidents(
         states, next_cursor = await read_incidents(conn, filters, after, limit)
     following = encode_cursor(next_cursor) if next_cursor else None
     page = IncidentPage([incident_view(state) for state in states], following)
-    headers = {POSITION: str(position), **(next_link(request, following) if following else {})}
+    headers = {POSITION: str(position), "Vary": "Accept"}
+    headers |= next_link(request, following) if following else {}
+    if chosen(request.scope) == "csv":
+        table = Response(csv_tables.encode(page), media_type=CSV, headers=headers)
+        return cast(Response[IncidentPage], table)
     return Response(page, headers=headers)
 
 

@@ -31,6 +31,8 @@ from service.projections.standings_views import (
 
 # remember: service/http/edge.py answers a repeated live URL from memory at the same position.
 PROBLEMS = route_meta(problems=(422, 503), scope="read", remember=True)
+# The lists API.md offers as CSV too (Accept: text/csv).
+TABLES = route_meta(problems=(422, 503), scope="read", remember=True, csv=True)
 Members = Annotated[
     bool,
     QueryParameter(
@@ -59,7 +61,7 @@ def side_of(code: str, members: bool) -> str | None:
     "/v1/countries",
     tags=["standings"],
     summary="Every actor's standing",
-    opt=PROBLEMS,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def list_countries(
@@ -138,7 +140,7 @@ async def read_bilateral(
     "/v1/countries/{code:str}/timeline",
     tags=["standings"],
     summary="An actor's incidents, newest first",
-    opt=PROBLEMS,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def read_timeline(
@@ -170,7 +172,7 @@ def _controller(value: str) -> str | None:
     "/v1/territories",
     tags=["standings"],
     summary="Places and who holds them",
-    opt=PROBLEMS,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def list_territories(
