@@ -24,6 +24,20 @@ MinPosition = Annotated[
 ]
 
 
+# API.md: every read takes min_position. Those of the log itself (an incident, its events,
+# a page of the log) already include every answered append, so they wait for nothing.
+LoggedPosition = Annotated[
+    int | None,
+    QueryParameter(
+        name="min_position",
+        ge=0,
+        le=2**62,
+        description="Taken by every read: this one reads the log itself, which holds every "
+        "answered append, so it answers at once; a position beyond the log's head is a 422.",
+    ),
+]
+
+
 class ReadModels:
     """Where the read models are, and waiting for them to include a position."""
 
@@ -53,13 +67,25 @@ class ReadModels:
     async def _within_head(self, wanted: dict[str, int | None]) -> None:
         # A position the log does not hold yet may never come: waiting for it would
         # only hold a request (and a client) for the whole wait.
-        async with self.pool.acquire() as conn:
-            head = await head_position(conn)
-        beyond = [
-            FieldError(name, f"is beyond the log's head ({head})")
-            for name, value in wanted.items()
-            if value is not None and value > head
-        ]
-        if beyond:
-            message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
-            raise InvalidInput(message, errors=beyond)
+        await within_head(self.pool, wanted)
+
+
+async def within_head(pool: asyncpg.Pool[Any], wanted: dict[str, int | None]) -> None:
+    """A 422 naming each parameter in `wanted` beyond the log's head."""
+    async with pool.acquire() as conn:
+        head = await head_position(conn)
+    beyond = [
+        FieldError(name, f"is beyond the log's head ({head})")
+        for name, value in wanted.items()
+        if value is not None and value > head
+    ]
+    if beyond:
+        message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
+        raise InvalidInput(message, errors=beyond)
+
+
+async def logged(pool: asyncpg.Pool[Any], min_position: int | None) -> None:
+    """`min_position` on a read of the log itself: nothing to wait for, since the log holds
+    every append that was answered; beyond its head, the 422 of every read."""
+    if min_position is not None:
+        await within_head(pool, {"min_position": min_position})

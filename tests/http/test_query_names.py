@@ -12,7 +12,8 @@ from service.app import create_app
 from service.config import Settings
 from service.http.openapi.document import document
 from service.http.query_names import QueryNames
-from tests.http.every_route import EVENT_STREAM, operations
+from tests.factories import expulsion
+from tests.http.every_route import EVENT_STREAM, INCIDENT, operations
 
 Client = AsyncTestClient[Any]
 UNKNOWN = "q=Kreminna&disputed&limt=5&q=again"
@@ -98,3 +99,26 @@ async def test_the_names_taken_are_the_names_the_document_lists() -> None:
             assert "422" in operation["responses"], (method, route.path_format)
             compared += 1
     assert compared >= 25
+
+
+async def test_every_read_that_reflects_the_log_takes_min_position(client: Client) -> None:
+    """API.md: reads accept min_position. Those of the log itself wait for nothing."""
+    made = await client.post("/v1/incidents", json=expulsion(id=str(INCIDENT)))
+    head = int(made.headers["legation-position"])
+    app = an_app()
+    names, reads = learnt(app), 0
+    for method, path, handler in operations(app):
+        if method != "GET" or path == EVENT_STREAM:
+            continue
+        answer = await client.get(path)
+        if "legation-position" not in answer.headers:
+            continue
+        assert "min_position" in names.taken_by(handler), path
+        assert (await client.get(path, params={"min_position": head})).status_code == 200, path
+        beyond = await client.get(path, params={"min_position": head + 1})
+        assert beyond.status_code == 422, path
+        assert beyond.json()["errors"] == [
+            {"field": "min_position", "message": f"is beyond the log's head ({head})"}
+        ]
+        reads += 1
+    assert reads >= 9  # incidents, an incident, its events, the log, the standings

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter, QueryParameter
 
 from service.http.actor_params import actor_params
+from service.http.consistency import LoggedPosition, logged
 from service.http.headers import POSITION
 from service.http.problems import FieldError, InvalidInput
 from service.http.resources import Pool
@@ -66,10 +67,12 @@ async def list_events(
         list[str] | None,
         Parameter(max_items=20, description="Actor codes, repeated or comma-separated"),
     ] = None,
+    min_position: LoggedPosition = None,
 ) -> Response[EventPage]:
     """Events after `after` in position order; page on with `next`."""
     types, countries = _split(event_type), _split(country)
     filters = log_filter(types, countries)
+    await logged(pool, min_position)
     async with pool.acquire() as conn:
         items = await read_all(conn, after, limit, filters)
         head = await head_position(conn)

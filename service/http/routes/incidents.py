@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 from service.http import csv_tables, request_ids
 from service.http.actor_params import actor_param
 from service.http.bodies import json_body
-from service.http.consistency import MinPosition, ReadModels
+from service.http.consistency import LoggedPosition, MinPosition, ReadModels, logged
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
 from service.http.representations import CSV, chosen
@@ -186,14 +186,16 @@ LIFECYCLE = (
     "/v1/incidents/{incident_id:uuid}",
     tags=["incidents"],
     summary="Read an incident",
-    opt=route_meta(problems=(404,), scope="read"),
+    opt=route_meta(problems=(404, 422), scope="read"),
 )
 async def read_incident(
     pool: NamedDependency[Pool],
     incident_id: FromPath[UUID],
     if_none_match: IfNoneMatch = None,
+    min_position: LoggedPosition = None,
 ) -> Response[IncidentView | None]:
     """The incident's current view; 304 when If-None-Match names its ETag."""
+    await logged(pool, min_position)
     current = await handlers.load(pool, incident_id)
     state, position = current.state, current.position
     if none_match(if_none_match, etag(state.version)):
@@ -212,12 +214,13 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     "/v1/incidents/{incident_id:uuid}/events",
     tags=["incidents"],
     summary="Read an incident's events",
-    opt=route_meta(problems=(404,), scope="read"),
+    opt=route_meta(problems=(404, 422), scope="read"),
 )
 async def incident_events(
-    pool: NamedDependency[Pool], incident_id: FromPath[UUID]
+    pool: NamedDependency[Pool], incident_id: FromPath[UUID], min_position: LoggedPosition = None
 ) -> Response[IncidentEvents]:
     """Every event of the incident's stream, oldest first."""
+    await logged(pool, min_position)
     events = await handlers.load_events(pool, incident_id)
     return Response(IncidentEvents(items=events), headers={POSITION: str(events[-1].position)})
 
