@@ -12,6 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from service.charts import render
 from service.config import Settings
+from service.http.admission import Admission
 from service.http.auth import Authorizer, KeyCache
 from service.http.consistency import ReadModels
 from service.http.domain_problems import DOMAIN_PROBLEMS
@@ -19,6 +20,7 @@ from service.http.edge import Edge
 from service.http.metrics import Metrics
 from service.http.openapi.document import openapi_config, refine
 from service.http.problems import EXCEPTION_HANDLERS
+from service.http.query_names import QueryNames
 from service.http.resources import DEPENDENCIES
 from service.http.routes import (
     blocs,
@@ -62,6 +64,7 @@ def create_app(settings: Settings) -> Litestar:
     streams = StreamSlots(settings.max_streams, settings.max_streams_per_address)
     made = {"settings": settings, "metrics": metrics, "answers": answers, "streams": streams}
     handlers = _routes(settings)
+    names = QueryNames()  # learnt from the routes Litestar builds
     app = Litestar(
         # The OPTIONS answers come first so that Litestar does not make its own.
         route_handlers=[*allow_handlers(handlers), *handlers],
@@ -70,7 +73,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
         middleware=[Edge(settings, metrics, answers)],
-        before_request=Authorizer(settings, keys).before_request,
+        before_request=Admission(Authorizer(settings, keys), names).before_request,
         openapi_config=openapi_config(),
         # Litestar's own logging config would replace the JSON one (service/ops/logs.py).
         logging_config=None,
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> Litestar:
             expose_headers=["Legation-Position", "ETag"],
         ),
     )
+    names.learn(app)
     refine(app)
     return app
 

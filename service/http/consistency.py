@@ -112,13 +112,18 @@ class ReadModels:
     async def _within_head(self, wanted: dict[str, int | None]) -> None:
         # A position the log does not hold yet may never come: waiting for it would
         # only hold a request (and a client) for the whole wait.
-        async with self.pool.acquire() as conn:
-            head = await head_position(conn)
-        beyond = [
-            FieldError(name, f"is beyond the log's head ({head})")
-            for name, value in wanted.items()
-            if value is not None and value > head
-        ]
-        if beyond:
-            message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
-            raise InvalidInput(message, errors=beyond)
+        await within_head(self.pool, wanted)
+
+
+async def within_head(pool: asyncpg.Pool[Any], wanted: dict[str, int | None]) -> None:
+    """A 422 naming each parameter in `wanted` beyond the log's head."""
+    async with pool.acquire() as conn:
+        head = await head_position(conn)
+    beyond = [
+        FieldError(name, f"is beyond the log's head ({head})")
+        for name, value in wanted.items()
+        if value is not None and value > head
+    ]
+    if beyond:
+        message = "; ".join(f"{error.field}: {error.message}" for error in beyond)
+        raise InvalidInput(message, errors=beyond)

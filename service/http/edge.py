@@ -3,9 +3,10 @@ answers remembered at the current log position.
 
 One ASGI layer instead of three: each layer wraps `send` once more, which the
 fastest reads feel. A route that opts in with route_meta(remember=True) has its live 200
-answers kept by URL with the position they were computed at (their
-Legation-Position header); the same URL is answered from memory while the read
-models stay at that position, without parsing parameters or calling the handler.
+answers kept by URL and representation (JSON or CSV, from Accept) with the position
+they were computed at (their Legation-Position header); the same URL is answered from
+memory while the read models stay at that position, without parsing parameters,
+checking their names or calling the handler.
 That is only sound where the answer is a function of URL and position alone, which
 is why it is off when reads need a key.
 """
@@ -24,6 +25,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 from service.config import Settings
 from service.http import rate_limits, request_ids
 from service.http.metrics import Metrics
+from service.http.representations import Representation, choose
 from service.http.route_meta import meta_of
 from service.http.stream_limits import SERVER_SEND
 from service.projections.answer_cache import AnswerCache, Remembered
@@ -33,6 +35,8 @@ _encoder = msgspec.json.Encoder()
 _POSITION: Final = b"legation-position"
 # A 304 depends on the copy the client holds; Accept-Datetime asks for another position.
 _NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime"))
+EdgeKey = tuple[str, str, bytes, Representation | bytes]  # "edge", path, query, representation
+# (a chart's: the Accept header itself, which picks SVG or the specification)
 
 
 class Edge:
@@ -102,7 +106,7 @@ class Edge:
             return 0.0
         return max(self.buckets.wait(caller) for caller in rate_limits.callers(scope))
 
-    def _key(self, scope: Scope) -> tuple[str, str, bytes, bytes] | None:
+    def _key(self, scope: Scope) -> EdgeKey | None:
         handler = scope.get("route_handler")
         if not self.remembering or handler is None:
             return None
@@ -111,15 +115,21 @@ class Edge:
             return None
         if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
             return None
-        accept = b""
+        accept = None
         for name, value in scope["headers"]:
             if name in _NOT_BY_URL:
                 return None  # the answer depends on the request, not only on the URL
-            if name == b"accept":
-                accept = value  # a chart is SVG or its specification
-        return "edge", scope["path"], scope["query_string"], accept
+            if name == b"accept" and accept is None:
+                accept = value
+        if meta.answers:
+            return "edge", scope["path"], scope["query_string"], accept or b""  # SVG or spec
+        # JSON and CSV answers of one URL are kept apart; a 406 is never kept.
+        representation = choose(accept, meta.csv)
+        if representation is None:
+            return None
+        return "edge", scope["path"], scope["query_string"], representation
 
-    def _recall(self, key: tuple[str, str, bytes, bytes]) -> Remembered | None:
+    def _recall(self, key: EdgeKey) -> Remembered | None:
         # The projector advances the cache as it moves: what is kept is live.
         remembered = self.answers.get(key)
         if not isinstance(remembered, Remembered) or remembered.position != self.answers.head:
@@ -128,7 +138,7 @@ class Edge:
 
     def _remember(
         self,
-        key: tuple[str, str, bytes, bytes],
+        key: EdgeKey,
         start: HTTPResponseStartEvent,
         body: bytes,
         generation: int,

@@ -29,6 +29,7 @@ class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
     detail: str
     errors: list[FieldError] | None = None
     current_version: int | None = None
+    acceptable: list[str] | None = None  # the media types a 406 could have answered
 
 
 class Problem(Exception):
@@ -45,10 +46,11 @@ class Problem(Exception):
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
         current_version: int | None = None,
+        acceptable: list[str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail, self.errors, self.headers = detail, errors, headers or {}
-        self.current_version = current_version
+        self.current_version, self.acceptable = current_version, acceptable
 
     def body(self) -> ProblemDetails:
         """The problem details this error is answered with."""
@@ -59,6 +61,7 @@ class Problem(Exception):
             detail=self.detail,
             errors=self.errors,
             current_version=self.current_version,
+            acceptable=self.acceptable,
         )
 
 

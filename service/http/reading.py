@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import HeaderParameter, QueryParameter
 
+from service.http import csv_tables
 from service.http.consistency import MinPosition, ReadModels
 from service.http.headers import POSITION, none_match
 from service.http.mementos import (
@@ -29,6 +30,7 @@ from service.http.mementos import (
     memento_link,
 )
 from service.http.paging import DEFAULT_LIMIT, CursorParam, Limit, next_link
+from service.http.representations import CSV, JSON, chosen
 from service.log.store import position_at, recorded_by
 from service.projections.answer_cache import AnswerCache, Cached, cached
 from service.projections.standings import At
@@ -106,14 +108,20 @@ class Reading:
         # dependencies before it checks the route's own parameters, and a malformed code
         # or cursor is a 422 at once, never after waiting for the read models.
         at = await self.at(after, side)
+        csv = chosen(self.request.scope) == "csv"
 
         async def make() -> Cached:
             async with self.read_models.pool.acquire() as conn:
                 body, following = await compute(conn, at)
+            if csv:
+                assert isinstance(body, msgspec.Struct)  # every list is a Struct with `items`
+                return cached(csv_tables.encode(body), following)
             return cached(_encoder.encode(body), following)
 
-        entry = await self._kept(key, at, make)
-        return cast(Response[T], await self._respond(entry, at, "application/json"))
+        entry = await self._kept((key, "csv") if csv else key, at, make)
+        # Where a route offers CSV, one URL has two answers, chosen by Accept.
+        vary = {"Vary": "Accept"} if chosen(self.request.scope) is not None else None
+        return cast(Response[T], await self._respond(entry, at, CSV if csv else JSON, vary))
 
     async def rendered(
         self,

@@ -38,6 +38,7 @@ class RouteMeta(msgspec.Struct, frozen=True, kw_only=True):
     headers: tuple[Header, ...] = ()  # what its 2xx and 304 answers carry (OpenAPI)
     stream_token: bool = False  # a stream: `?token=` (service/http/stream_tokens.py) may open it
     keyed: bool = False  # needs a key with the scope even where reads are public
+    csv: bool = False  # answers its list as CSV too, for Accept: text/csv (csv_tables)
 
 
 def route_meta(
@@ -50,6 +51,7 @@ def route_meta(
     headers: tuple[Header, ...] = (),
     stream_token: bool = False,
     keyed: bool = False,
+    csv: bool = False,
 ) -> dict[str, RouteMeta]:
     """The `opt` of a route handler."""
     if scope not in SCOPES:  # a Struct is not validated when made: a typo would pass
@@ -64,6 +66,7 @@ def route_meta(
         headers=headers,
         stream_token=stream_token,
         keyed=keyed,
+        csv=csv,
     )
     return {_KEY: meta}
 

@@ -16,15 +16,16 @@ from service.projections.answer_cache import AnswerCache
 class Handler:
     """An ASGI app standing in for a remembered route: counts its calls."""
 
-    def __init__(self, position: int) -> None:
+    def __init__(self, position: int, csv: bool = False) -> None:
         self.calls, self.position = 0, position
-        self.opt = route_meta(scope="read", remember=True)
+        self.opt = route_meta(scope="read", remember=True, csv=csv)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.calls += 1
         headers = [(b"legation-position", str(self.position).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"n":%d}' % self.calls})
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        await send({"type": "http.response.body", "body": b'{"n":%d}%s' % (self.calls, accept)})
 
 
 Answer = tuple[int, bytes, dict[bytes, bytes]]
@@ -85,3 +86,25 @@ async def test_nothing_is_replayed_when_reads_need_a_key() -> None:
     await get(edge, handler)
     await get(edge, handler)
     assert handler.calls == 2
+
+
+async def test_json_and_csv_answers_of_one_url_are_kept_apart() -> None:
+    handler, answers = Handler(7, csv=True), AnswerCache(1 << 20)
+    answers.advance(7)
+    edge = Edge(Settings(), Metrics(), answers)(handler)
+    for _ in range(2):
+        assert (await get(edge, handler))[1] == b'{"n":1}'
+        assert (await get(edge, handler, accept=b"text/csv"))[1] == b'{"n":2}text/csv'
+        # Another header asking for the same representation is the same answer.
+        assert (await get(edge, handler, accept=b"application/json"))[1] == b'{"n":1}'
+    assert handler.calls == 2
+
+
+async def test_a_route_without_csv_never_replays_to_a_csv_only_request() -> None:
+    handler, answers = Handler(7), AnswerCache(1 << 20)
+    answers.advance(7)
+    edge = Edge(Settings(), Metrics(), answers)(handler)
+    await get(edge, handler)
+    await get(edge, handler, accept=b"text/csv")  # the app answers 406 here
+    await get(edge, handler, accept=b"text/csv")
+    assert handler.calls == 3

@@ -30,11 +30,12 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from service.http import rate_limits
+from service.http import csv_tables, rate_limits
 from service.http.openapi import headers, security, tuples, webhooks
 from service.http.openapi import links as openapi_links
 from service.http.openapi import parameters as openapi_parameters
 from service.http.problems import PROBLEM_JSON, ProblemDetails
+from service.http.representations import CSV
 from service.http.route_meta import RouteMeta, meta_of
 from service.http.routes.stream import EVENT_STREAM
 from service.incidents.catalogue import CATALOGUE, Report, Source
@@ -286,6 +287,8 @@ def _describe(
         operation.request_body = RequestBody(content={"application/json": media}, required=True)
     if found.answer is not None:
         _answer(operation, _named(next(schemas.answers), found.answer, document))
+        if meta.csv:
+            _csv(operation, found.answer)
     if meta.ndjson_body:
         operation.request_body = _ndjson_body()
     if meta.answers:
@@ -338,8 +341,9 @@ def _cross_cutting(path: str, operation: Operation, meta: RouteMeta) -> set[int]
         statuses.add(429)
     if path != "/health":
         statuses.add(503)  # the database is unreachable (or, for reads, behind min_position)
-    if operation.parameters or operation.request_body:
-        statuses.add(422)
+    statuses.add(422)  # a body or parameter the route refuses, or a query name it does not take
+    if not meta.csv:
+        statuses.add(406)  # Accept: text/csv (and not JSON) where no CSV is offered
     return statuses
 
 
@@ -423,6 +427,22 @@ def _media_types(operation: Operation, answers: tuple[str, ...]) -> None:
     ok = (operation.responses or {}).get("200")
     if isinstance(ok, OpenAPIResponse):
         ok.content = {media: OpenAPIMediaType(schema=ANSWER_SCHEMAS[media]) for media in answers}
+
+
+def _csv(operation: Operation, answer: Any) -> None:
+    """The text/csv answer beside the JSON one, with its header row as the example."""
+    described = Schema(
+        type=OpenAPIType.STRING,
+        description="RFC 4180 CSV (UTF-8, CRLF line ends) for Accept: text/csv: a header row, "
+        "then a row per item of the JSON answer's list, on the same page; nested fields "
+        "flattened (`place_name`), each `<name>_range` as `<name>_low` and `<name>_high`, "
+        'lists joined by "; ", null as an empty cell. The next page is in the Link header.',
+    )
+    media = OpenAPIMediaType(schema=described, example=csv_tables.header(answer) + "\r\n")
+    for status, response in (operation.responses or {}).items():
+        content = getattr(response, "content", None) or {}
+        if int(status) < 300 and "application/json" in content:
+            content[CSV] = media
 
 
 def _reference(schema: dict[str, Any]) -> Reference:

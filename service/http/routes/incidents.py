@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -13,13 +13,13 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
-from service.http import request_ids
+from service.http import csv_tables, request_ids
 from service.http.actor_params import actor_param
 from service.http.bodies import json_body
 from service.http.consistency import LogMinPosition, MinPosition, ReadModels
 from service.http.headers import POSITION, etag, if_match_versions, none_match
 from service.http.paging import CursorParam, Limit, decode_cursor, encode_cursor, next_link
-from service.http.resources import Pool
+from service.http.representations import CSV, chosen
 from service.http.route_meta import route_meta
 from service.incidents import handlers
 from service.incidents.catalogue import Report, Source
@@ -202,7 +202,7 @@ LIFECYCLE = (
     tags=["incidents"],
     summary="Read an incident",
     operation_id="getIncident",
-    opt=route_meta(problems=(404,), scope="read", headers=("ETag", "Legation-Position")),
+    opt=route_meta(problems=(404, 422), scope="read", headers=("ETag", "Legation-Position")),
 )
 async def read_incident(
     read_models: NamedDependency[ReadModels],
@@ -232,13 +232,16 @@ class IncidentEvents(msgspec.Struct, frozen=True):
     tags=["incidents"],
     summary="Read an incident's events",
     operation_id="listIncidentEvents",
-    opt=route_meta(problems=(404,), scope="read", headers=("Legation-Position",)),
+    opt=route_meta(problems=(404, 422), scope="read", headers=("Legation-Position",)),
 )
 async def incident_events(
-    pool: NamedDependency[Pool], incident_id: FromPath[UUID]
+    read_models: NamedDependency[ReadModels],
+    incident_id: FromPath[UUID],
+    min_position: LogMinPosition = None,
 ) -> Response[IncidentEvents]:
     """Every event of the incident's stream, oldest first."""
-    events = await handlers.load_events(pool, incident_id)
+    await read_models.reach_log(min_position)
+    events = await handlers.load_events(read_models.pool, incident_id)
     return Response(IncidentEvents(items=events), headers={POSITION: str(events[-1].position)})
 
 
@@ -264,7 +267,9 @@ def _country(value: str | None) -> str | None:
     tags=["incidents"],
     summary="List incidents",
     operation_id="listIncidents",
-    opt=route_meta(problems=(422, 503), scope="read", headers=("Legation-Position", "Link")),
+    opt=route_meta(
+        problems=(422, 503), scope="read", headers=("Legation-Position", "Link"), csv=True
+    ),
 )
 async def list_incidents(
     request: Request[Any, Any, Any],
@@ -287,7 +292,11 @@ async def list_incidents(
         states, next_cursor = await read_incidents(conn, filters, after, limit)
     following = encode_cursor(next_cursor) if next_cursor else None
     page = IncidentPage([incident_view(state) for state in states], following)
-    headers = {POSITION: str(position), **(next_link(request, following) if following else {})}
+    headers = {POSITION: str(position), "Vary": "Accept"}
+    headers |= next_link(request, following) if following else {}
+    if chosen(request.scope) == "csv":
+        table = Response(csv_tables.encode(page), media_type=CSV, headers=headers)
+        return cast(Response[IncidentPage], table)
     return Response(page, headers=headers)
 
 

@@ -36,6 +36,14 @@ STANDING = route_meta(
     remember=True,
     headers=("ETag", "Legation-Position", "Link", "Memento-Datetime"),
 )
+# The lists API.md offers as CSV too (Accept: text/csv).
+TABLES = route_meta(
+    problems=(422, 503),
+    scope="read",
+    remember=True,
+    headers=("ETag", "Legation-Position", "Link", "Memento-Datetime"),
+    csv=True,
+)
 Members = Annotated[
     bool,
     QueryParameter(
@@ -65,7 +73,7 @@ def side_of(code: str, members: bool) -> str | None:
     tags=["standings"],
     summary="Every actor's standing",
     operation_id="listCountryStandings",
-    opt=STANDING,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def list_countries(
@@ -148,7 +156,7 @@ async def read_bilateral(
     tags=["standings"],
     summary="An actor's incidents, newest first",
     operation_id="getCountryTimeline",
-    opt=STANDING,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def read_timeline(
@@ -181,7 +189,7 @@ def _controller(value: str) -> str | None:
     tags=["standings"],
     summary="Places and who holds them",
     operation_id="listTerritories",
-    opt=STANDING,
+    opt=TABLES,
     dependencies=READ_PAGE,
 )
 async def list_territories(
