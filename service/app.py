@@ -1,7 +1,6 @@
 """The Litestar application: create_app(settings)."""
 
 import gc
-import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -10,7 +9,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 
-from service.charts import render
 from service.config import Settings
 from service.http.admission import Admission
 from service.http.auth import Authorizer, KeyCache
@@ -177,6 +175,6 @@ async def _running(app: Litestar) -> AsyncIterator[None]:
         # process: moved out of the collector's sight, a full collection walks ~6 ms
         # of objects instead of ~125 ms (profiled under batch ingest).
         gc.freeze()
-        # The first chart would start vl-convert's JavaScript engine (~0.5 s): start it now.
-        threading.Thread(target=render.warm, name="chart-warm-up", daemon=True).start()
+        # vl-convert's JavaScript engine starts with the first chart (~0.5 s once), not
+        # here: started eagerly it held ~80 MB in every process, charts drawn or not.
         yield

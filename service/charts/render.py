@@ -43,8 +43,3 @@ def _titled(drawn: str) -> str:
         return f"<{tag}{attributes}><title>{title}</title></{tag}>"
 
     return _ITEM.sub(titled, drawn)
-
-
-def warm() -> None:
-    """Render once: the first rendering starts the JavaScript engine (~0.4 s)."""
-    svg_now({"mark": "point", "data": {"values": [{}]}})
