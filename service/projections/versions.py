@@ -125,30 +125,31 @@ class Changes:
         return closed
 
 
-def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None]:
-    if isinstance(incident, Expulsion):
-        return incident.expelling, incident.expelled, incident.count, None
-    if isinstance(incident, SanctionsRound):
-        return incident.imposing, incident.target, None, incident.round
-    return incident.controller, incident.previous_controller, None, None
-
-
 _NO_RANGE: Final = NULL + NULL
 _NO_JOINT: Final = REPEATED[()] * 2
-_NEITHER: Final = _NO_RANGE + _NO_JOINT
+_NEITHER: Final = _NO_RANGE + _NO_JOINT  # no range, no joint parties: most rows
 
 
-def _range_and_joint(incident: Incident) -> bytes:
+def _roles(incident: Incident) -> tuple[str, str | None, int | None, int | None, bytes]:
+    """initiator, recipient, count, round, and the last four columns (range, joint lists)."""
+    if isinstance(incident, Expulsion):
+        if incident.count_range is None and not (
+            incident.joint_expelling or incident.joint_expelled
+        ):
+            return incident.expelling, incident.expelled, incident.count, None, _NEITHER
+        return incident.expelling, incident.expelled, incident.count, None, _stated(incident)
+    if isinstance(incident, SanctionsRound):
+        return incident.imposing, incident.target, None, incident.round, _NEITHER
+    return incident.controller, incident.previous_controller, None, None, _NEITHER
+
+
+def _stated(incident: Expulsion) -> bytes:
     """count_low, count_high, joint_initiators, joint_recipients."""
-    if not isinstance(incident, Expulsion):
-        return _NEITHER
     if incident.count_range is None:
         stated = _NO_RANGE
     else:
         low, high = incident.count_range
         stated = copy_binary.int4(low) + (NULL if high is None else copy_binary.int4(high))
-    if not (incident.joint_expelling or incident.joint_expelled):
-        return stated + _NO_JOINT
     return stated + REPEATED[incident.joint_expelling] + REPEATED[incident.joint_expelled]
 
 
@@ -177,7 +178,7 @@ _NO_REFERENCES: Final = copy_binary.uuids(())
 def copy_row(row: Version) -> bytes:
     """The row `record` gives, in COPY's binary format."""
     incident = row.incident
-    initiator, recipient, count, round_ = _roles(incident)
+    initiator, recipient, count, round_, stated = _roles(incident)
     key, place = _place(incident)
     if row.valid_to is None:
         validity = _OPEN(8, row.valid_from, -1, 8, row.reported_position)
@@ -199,6 +200,6 @@ def copy_row(row: Version) -> bytes:
             REPEATED[actors(incident)],
             copy_binary.uuids(incident.responds_to) if incident.responds_to else _NO_REFERENCES,
             NULL if incident.summary is None else copy_binary.text(incident.summary),
-            _range_and_joint(incident),
+            stated,
         )
     )
