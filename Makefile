@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: run test lint typecheck pytest contracts bench clean
 
@@ -33,7 +34,12 @@ pytest: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/python -m service.ops.contracts
 
-bench: $(STAMP)
+# The bench extra: the peer library bench/peers.py measures, which tests do not need.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "installing wrk, the HTTP load generator of bench/"; \
 		apt-get install -y -q wrk >/dev/null || sudo apt-get install -y -q wrk >/dev/null; }
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)

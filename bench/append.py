@@ -1,7 +1,7 @@
 """Append throughput: POST /v1/incidents against the baselines it must keep up with.
 
 Every figure is measured in this run on this machine (they move 20-30 % between
-runs), except the `eventsourcing` library's, which is quoted from BENCHMARKS.md.
+runs), the `eventsourcing` library's recorder (bench/peers.py) included.
 Run: python -m bench.append [--seconds N] [--quick] [--client auto|wrk|python]
 """
 
@@ -19,10 +19,9 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
-import msgspec
 import uvloop
 
-from bench import load
+from bench import load, peers
 from bench.common import (
     EVENTS_TABLE,
     INSERT_EVENT,
@@ -35,20 +34,11 @@ from bench.common import (
     scratch_database,
     server,
 )
+from bench.reports import INCIDENT
 
 WARMUP_S = 2.0
-CONCURRENCY = (1, 16)
-EVENTSOURCING_EVENTS_PER_S = 1_500.0  # BENCHMARKS.md: eventsourcing 9.5.6, 1 event per append
-INCIDENT = msgspec.json.encode(
-    {
-        "kind": "expulsion",
-        "occurred_on": "2022-04-18",
-        "expelling": "RU",
-        "expelled": "NL",
-        "count": 15,
-        "sources": [{"outlet": "AFP"}],
-    }
-)
+# The peer's thread counts, in its order: each concurrency compares with its own.
+CONCURRENCY = peers.THREADS
 EVENT_DATA = INCIDENT.decode()
 EVENT_METADATA = '{"actor": "bench"}'
 
@@ -126,35 +116,35 @@ def _minimal_argv(port: int) -> list[str]:
 
 def measure(seconds: float, generator: str) -> list[Row]:
     """Every row of the table, each server started and stopped in turn."""
+    peer = peers.measure(seconds, peers.SINGLE)
     with scratch_database() as dsn, tempfile.TemporaryDirectory() as tmp:
         run = Run(dsn, seconds, generator, Path(tmp))
         raw = raw_rows(dsn, seconds)
         minimal = http_rows(run, "litestar_minimal_post", _minimal_argv, "/events")
         real = http_rows(run, "http_post_incident", legation_argv, "/v1/incidents")
-    return raw + minimal + _against(real, minimal)
+    return raw + minimal + peer + _against(real, minimal) + _against_peer(real, peer)
 
 
-def _against(real: list[Row], minimal: list[Row]) -> list[Row]:
-    paired = [
-        Row(r.name, r.value, r.unit, r.p99_ms, m.value) for r, m in zip(real, minimal, strict=True)
+def _against(real: list[Row], baselines: list[Row]) -> list[Row]:
+    pairs = zip(real, baselines, strict=True)
+    return [Row(r.name, r.value, r.unit, r.p99_ms, b.value) for r, b in pairs]
+
+
+def _against_peer(real: list[Row], peer: list[Row]) -> list[Row]:
+    """Each concurrency against the peer with as many threads; a request appends one event."""
+    return [
+        Row(f"{r.name}_vs_eventsourcing", r.value, "events/s", r.p99_ms, p.value)
+        for r, p in zip(real, peer, strict=True)
     ]
-    c16 = paired[-1]
-    published = Row(
-        "http_post_incident_c16_vs_eventsourcing",
-        c16.value,
-        "events/s",
-        c16.p99_ms,
-        EVENTSOURCING_EVENTS_PER_S,
-    )
-    return [*paired, published]
 
 
 def print_goals(rows: list[Row]) -> None:
     by_name = {row.name: row for row in rows}
     goals = [
         ("http c16 / litestar minimal c16", "http_post_incident_c16", 0.6),
-        ("http c16 / eventsourcing 1,500 events/s", "http_post_incident_c16_vs_eventsourcing", 2.0),
+        ("http c16 / eventsourcing 16 threads", "http_post_incident_c16_vs_eventsourcing", 2.0),
         ("http c1 / litestar minimal c1", "http_post_incident_c1", None),
+        ("http c1 / eventsourcing 1 thread", "http_post_incident_c1_vs_eventsourcing", None),
     ]
     print()
     for label, name, target in goals:

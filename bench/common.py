@@ -107,18 +107,24 @@ async def _make_key(dsn: str) -> str:
 
 
 @contextmanager
-def scratch_database(suffix: str = "") -> Iterator[str]:
-    """A fresh, migrated database for this run with an admin key in AUTH; dropped afterwards."""
+def empty_database(suffix: str) -> Iterator[str]:
+    """A fresh database for this run with nothing in it; dropped afterwards."""
     name = f"legation_bench_{os.getpid()}{suffix}"
     asyncio.run(_admin(f"CREATE DATABASE {name}"))
-    dsn = with_database(ADMIN_DSN, name)
-    migrate(dsn)
-    AUTH["Authorization"] = f"Bearer {asyncio.run(_make_key(dsn))}"
     try:
-        yield dsn
+        yield with_database(ADMIN_DSN, name)
     finally:
         # FORCE: a server that ignored SIGTERM may still hold connections.
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@contextmanager
+def scratch_database(suffix: str = "") -> Iterator[str]:
+    """A fresh, migrated database for this run with an admin key in AUTH; dropped afterwards."""
+    with empty_database(suffix) as dsn:
+        migrate(dsn)
+        AUTH["Authorization"] = f"Bearer {asyncio.run(_make_key(dsn))}"
+        yield dsn
 
 
 def _healthy(url: str) -> bool:

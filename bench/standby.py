@@ -30,7 +30,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import ingest, load
+from bench import ingest, load, reports
 from bench.common import (
     AUTH,
     Row,
@@ -131,7 +131,7 @@ def _time_own_reads(writer: str, reader: str, samples: Samples, stop: threading.
     # One write, then its read on the standby with min_position: how long that read waits.
     with httpx.Client(headers=AUTH, timeout=30) as http:
         while not stop.is_set():
-            written = http.post(f"{writer}/v1/incidents", content=ingest.REPORTS[0])
+            written = http.post(f"{writer}/v1/incidents", content=reports.REPORTS[0])
             written.raise_for_status()
             wanted = {"min_position": written.headers["legation-position"]}
             # First where it was written (the projector's share), then the standby's extra.
@@ -198,7 +198,7 @@ def standby_rows(pair: tuple[Cluster, Cluster], seconds: float, logs: Path) -> l
             counted, started = samples.batches, time.monotonic()
             busy_country, busy_pages = _reads(reader, pages, seconds)
             ingested = (
-                (samples.batches - counted) * ingest.BATCH_LINES / (time.monotonic() - started)
+                (samples.batches - counted) * reports.BATCH_LINES / (time.monotonic() - started)
             )
             on_primary = _compared_on_primary(writer, seconds)
         _print_samples(samples, ingested)
@@ -287,7 +287,7 @@ def _backends(dsn: str) -> int:
 
 
 def _through(base: str, pages: int, seconds: float) -> tuple[load.Outcome, load.Outcome]:
-    post = load.Post(f"{base}/v1/incidents", ingest.REPORTS[0])
+    post = load.Post(f"{base}/v1/incidents", reports.REPORTS[0])
     load.check_once(post)
     load.run("wrk", post, CONNECTIONS, WARMUP_S)
     posts = load.run("wrk", post, CONNECTIONS, seconds)
@@ -298,7 +298,7 @@ def _through(base: str, pages: int, seconds: float) -> tuple[load.Outcome, load.
 def pooler_rows(primary: Cluster, program: Path, seconds: float, logs: Path) -> list[Row]:
     """POSTs and event pages through PgBouncer against the same straight to PostgreSQL."""
     dsn = primary.dsn("legation")
-    pages = SEED_BATCHES * ingest.BATCH_LINES // PAGE_LIMIT
+    pages = SEED_BATCHES * reports.BATCH_LINES // PAGE_LIMIT
     measured: dict[str, tuple[load.Outcome, load.Outcome, int]] = {}
     with pgbouncer(program, primary.port, pool_size=4) as bouncer_port:
         pooled = {
@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(
         rows,
         f"standby and pooler: {seconds:g} s per row after {WARMUP_S:g} s warm-up (wrk, "
-        f"{CONNECTIONS} connections); ingest of {ingest.BATCH_LINES:,}-report batches on the "
+        f"{CONNECTIONS} connections); ingest of {reports.BATCH_LINES:,}-report batches on the "
         f"primary; run took {time.monotonic() - started:.0f} s",
     )
     merge_results(rows)
