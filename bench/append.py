@@ -141,9 +141,9 @@ def _against_peer(real: list[Row], peer: list[Row]) -> list[Row]:
 def print_goals(rows: list[Row]) -> None:
     by_name = {row.name: row for row in rows}
     goals = [
-        ("http c16 / litestar minimal c16", "http_post_incident_c16", 0.6),
+        ("http c16 / litestar minimal c16", "http_post_incident_c16", 0.8),
         ("http c16 / eventsourcing 16 threads", "http_post_incident_c16_vs_eventsourcing", 2.0),
-        ("http c1 / litestar minimal c1", "http_post_incident_c1", None),
+        ("http c1 / litestar minimal c1", "http_post_incident_c1", 0.75),
         ("http c1 / eventsourcing 1 thread", "http_post_incident_c1_vs_eventsourcing", None),
     ]
     print()

@@ -170,7 +170,7 @@ def print_goals(rows: list[Row], peer: Row) -> None:
     goals = [
         ("http batch / raw unnest x100", HTTP_NAME, 0.5),
         ("the same, projector in its own process", f"{HTTP_NAME}_separate_projector", 0.5),
-        (f"http batch / {peer.name}", f"{HTTP_NAME}_vs_eventsourcing", 1.5),
+        (f"http batch / {peer.name}", f"{HTTP_NAME}_vs_eventsourcing", 1.0),
     ]
     print()
     for label, name, target in goals:
