@@ -77,6 +77,7 @@ SELECT request, outcome, stream_version, found_position, found_version, found_at
 """
 SET_WISE = APPEND_SQL.format(function="append_events")
 IN_TURN = APPEND_SQL.format(function="append_events_in_turn")
+NEW_STREAMS = APPEND_SQL.format(function="append_new_streams")
 
 
 def _columns(requests: Sequence[AppendRequest]) -> list[list[Any]]:
@@ -105,8 +106,13 @@ async def append_many(
     # request by request: the second must see what the first wrote.
     ids = [event.id for request in requests for event in request.events]
     streams = {request.stream for request in requests}
-    in_turn = len(streams) < len(requests) or len(set(ids)) < len(ids)
-    rows = await conn.fetch(IN_TURN if in_turn else SET_WISE, *_columns(requests))
+    if len(streams) < len(requests) or len(set(ids)) < len(ids):
+        statement = IN_TURN
+    elif ids and all(request.expected_version == 0 for request in requests):
+        statement = NEW_STREAMS  # reports and batch lines: nothing to look up first
+    else:
+        statement = SET_WISE
+    rows = await conn.fetch(statement, *_columns(requests))
     return _outcomes(requests, rows)
 
 
