@@ -77,6 +77,7 @@ SELECT request, outcome, stream_version, found_position, found_version, found_at
 """
 SET_WISE = APPEND_SQL.format(function="append_events")
 IN_TURN = APPEND_SQL.format(function="append_events_in_turn")
+NEW_STREAMS = APPEND_SQL.format(function="append_new_streams")
 
 
 def _columns(requests: Sequence[AppendRequest]) -> list[list[Any]]:
@@ -105,8 +106,13 @@ async def append_many(
     # request by request: the second must see what the first wrote.
     ids = [event.id for request in requests for event in request.events]
     streams = {request.stream for request in requests}
-    in_turn = len(streams) < len(requests) or len(set(ids)) < len(ids)
-    rows = await conn.fetch(IN_TURN if in_turn else SET_WISE, *_columns(requests))
+    if len(streams) < len(requests) or len(set(ids)) < len(ids):
+        statement = IN_TURN
+    elif ids and all(request.expected_version == 0 for request in requests):
+        statement = NEW_STREAMS  # reports and batch lines: nothing to look up first
+    else:
+        statement = SET_WISE
+    rows = await conn.fetch(statement, *_columns(requests))
     return _outcomes(requests, rows)
 
 
@@ -203,6 +209,20 @@ async def read_all(
         list(filters.countries),
     )
     return _recorded(rows)
+
+
+# What the read models fold: every column but the metadata (who appended an
+# event, in answer to what), which no read model holds; sending and decoding it
+# costs a sixth of a read.
+FOLDED_READ: Final = """
+SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at, data
+  FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+async def read_folded(conn: Connection, after: int, limit: int) -> list[RecordedEvent]:
+    """Up to `limit` events after `after` in position order, without their metadata."""
+    return _recorded(await conn.fetch(FOLDED_READ, after, limit))
 
 
 async def head_position(conn: Connection) -> int:

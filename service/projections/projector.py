@@ -24,7 +24,7 @@ import asyncpg
 from service.incidents.domain import evolve
 from service.log.database import connect
 from service.log.doorbell import PROJECTED_CHANNEL, Signal, cancel
-from service.log.store import read_all
+from service.log.store import read_folded
 from service.projections import incident_list as incidents
 from service.projections import versions
 from service.projections.versions import Transition
@@ -92,7 +92,7 @@ async def project_batch(conn: Connection, limit: int = BATCH_SIZE) -> int:
         position: int = await conn.fetchval(
             "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", CHECKPOINT
         )
-        events = await read_all(conn, position, limit)
+        events = await read_folded(conn, position, limit)
         if not events:
             return position
         await project(conn, events)

@@ -77,8 +77,11 @@ async def apply(conn: Connection, transitions: Sequence[Transition]) -> None:
     relevant = [t for t in transitions if t.event.type in STANDING_EVENTS]
     if not relevant:
         return
-    touched = list({t.after.id for t in relevant})
-    rows = await conn.fetch(CURRENT, touched)
+    # A stream that starts in these transitions has no stored row yet (rows and
+    # the checkpoint commit together): reports, the most of a log, look up nothing.
+    opened = {t.event.stream for t in transitions if t.event.version == 1}
+    touched = list({t.after.id for t in relevant if t.event.stream not in opened})
+    rows = await conn.fetch(CURRENT, touched) if touched else []
     current = {stream_name(row[0]): (row[1], row[2]) for row in rows}
     changes = Changes()
     for transition in relevant:

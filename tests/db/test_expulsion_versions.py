@@ -50,10 +50,11 @@ def v1_event(event_type: str, data: dict[str, Any], countries: tuple[str, ...]) 
 
 async def write_version_1_log(conn: Any) -> None:
     """RU expels 21 Belgians (12 to 21), and 15 Dutch, corrected to 14 (10 to 20)."""
-    await append(conn, stream_name(BE_21), 0, [
+    # Expecting any version (None), not 0: a database at 0010 lacks append_new_streams.
+    await append(conn, stream_name(BE_21), None, [
         v1_event("expulsion.reported", v1_expulsion("BE", 21, [12, 21]), ("BE", "RU")),
     ])  # fmt: skip
-    await append(conn, stream_name(NL_15), 0, [
+    await append(conn, stream_name(NL_15), None, [
         v1_event("expulsion.reported", v1_expulsion("NL", 15, None), ("NL", "RU")),
     ])  # fmt: skip
     corrected = {"changes": {"count": 14, "count_range": [10, 20]}, "note": None,

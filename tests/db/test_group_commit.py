@@ -61,7 +61,8 @@ async def test_a_failed_group_reaches_every_caller(pool: asyncpg.Pool[Any]) -> N
     appends = GroupCommit(pool)
     appends.start()
     async with pool.acquire() as conn:
-        await conn.execute("ALTER FUNCTION append_events RENAME TO append_events_gone")
+        for name in ("append_events", "append_new_streams"):
+            await conn.execute(f"ALTER FUNCTION {name} RENAME TO {name}_gone")
     try:
         outcomes = await asyncio.gather(
             *(appends.append(stream(), 0, [event(i)]) for i in range(3)), return_exceptions=True

@@ -252,3 +252,95 @@ async def test_a_group_numbers_positions_in_request_and_event_order(
         (6, names[2], 3),
         (7, names[3], 1),
     ]
+
+
+TRACK_CALLS = "SET LOCAL track_functions = 'pl'"
+
+
+async def _calls(conn: Any) -> dict[str, int]:
+    """The log's functions called so far in this transaction (after TRACK_CALLS)."""
+    rows = await conn.fetch(
+        "SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE funcname LIKE 'append%'"
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def _log(conn: asyncpg.Connection[Any] | Any) -> list[tuple[Any, ...]]:
+    rows = await conn.fetch("SELECT position, id, stream, version, data FROM events ORDER BY 1")
+    return [tuple(row) for row in rows]
+
+
+async def test_a_group_of_new_streams_appends_without_looking_up(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    names = [stream() for _ in range(3)]
+    requests = [AppendRequest(name, 0, (event(i), event(i + 10))) for i, name in enumerate(names)]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(TRACK_CALLS)
+        outcomes = await append_many(conn, requests)
+        calls = await _calls(conn)
+        log = await read_all(conn, 0, 100)
+    assert calls == {"append_new_streams": 1}
+    assert [(o.positions, o.versions) for o in outcomes if isinstance(o, Appended)] == [
+        ((1, 2), (1, 2)),
+        ((3, 4), (1, 2)),
+        ((5, 6), (1, 2)),
+    ]
+    assert [(e.stream, e.version) for e in log] == [(n, v) for n in names for v in (1, 2)]
+
+
+async def test_new_streams_meeting_a_stored_stream_or_id_are_decided_like_any_group(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    taken, resent, known = stream(), stream(), event(1)
+    async with pool.acquire() as conn:
+        await append(conn, taken, 0, [event(0)])
+        await append(conn, resent, 0, [known])
+        before = await _log(conn)
+        fresh = [stream(), stream()]
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute(TRACK_CALLS)
+        outcomes = await append_many(
+            conn,
+            [
+                AppendRequest(fresh[0], 0, (event(2),)),
+                AppendRequest(taken, 0, (event(3),)),  # the stream exists: stale
+                AppendRequest(resent, 0, (known,)),  # sent again: a duplicate
+                AppendRequest(fresh[1], 0, (event(4),)),
+            ],
+        )
+        calls = await _calls(conn)
+        await transaction.commit()
+        after = await _log(conn)
+    assert calls == {"append_new_streams": 1, "append_events": 1}
+    first, stale, duplicate, last = outcomes
+    assert isinstance(stale, WrongExpectedVersion)
+    assert isinstance(duplicate, Appended) and duplicate.duplicate
+    assert duplicate.positions == (2,)
+    assert isinstance(first, Appended) and isinstance(last, Appended)
+    # Nothing of the undone insert remains; the two new streams follow in order.
+    assert after[: len(before)] == before
+    assert [row[2] for row in after[len(before) :]] == fresh
+    assert first.positions[0] < last.positions[0]
+    assert [row[0] for row in after[len(before) :]] == [*first.positions, *last.positions]
+
+
+async def test_the_fast_way_in_takes_only_groups_that_expect_new_streams(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="expect version 0"):
+            await conn.fetch(
+                "SELECT * FROM append_new_streams($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [0],
+                [stream()],
+                [None],
+                [event(1).id],
+                ["t"],
+                [1],
+                [None],
+                [""],
+                ["{}"],
+                ["{}"],
+            )
