@@ -20,8 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(
-        "ALTER TABLE incidents ALTER COLUMN state TYPE bytea"
-        " USING convert_to(state::text, 'UTF8')"
+        "ALTER TABLE incidents ALTER COLUMN state TYPE bytea USING convert_to(state::text, 'UTF8')"
     )
 
 
