@@ -29,7 +29,7 @@ from service.incidents.errors import FieldError, Invalid, invalid
 
 # Refused by decide_correction and decide_retraction, so named beside them too.
 from service.incidents.errors import IncidentAlreadyRetracted as IncidentAlreadyRetracted
-from service.log.envelope import Metadata, NewEvent, RecordedEvent
+from service.log.envelope import Folded, Metadata, NewEvent, RecordedEvent
 
 Status = Literal["active", "retracted"]
 FIELDS_OF: Final = {
@@ -273,7 +273,7 @@ def transition(
     return step(state, data, version, at)
 
 
-def evolve(state: IncidentState | None, event: RecordedEvent) -> IncidentState:
+def evolve(state: IncidentState | None, event: Folded) -> IncidentState:
     """The incident after one more event of its stream."""
     at, version = event.recorded_at, event.version
     if event.type in REPORTED:

@@ -19,6 +19,8 @@ from service.projections.versions import KIND_FIELDS, Transition
 if TYPE_CHECKING:
     from service.log.store import Connection
 
+# `state` is the encoded JSON as bytea (migration 0014): only ever read back
+# whole and decoded here, so the server has nothing to parse.
 _state_decoder = msgspec.json.Decoder(IncidentState)
 _encoder = msgspec.json.Encoder()
 
@@ -27,7 +29,7 @@ INSERT INTO incidents (id, kind, status, occurred_on, actors, version, position,
 SELECT u.id, u.kind, u.status, u.occurred_on, string_to_array(u.actors, ','), u.version,
        u.position, u.state
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::text[], $6::integer[],
-              $7::bigint[], $8::jsonb[])
+              $7::bigint[], $8::bytea[])
        AS u(id, kind, status, occurred_on, actors, version, position, state)
 ON CONFLICT (id) DO UPDATE SET
     kind = excluded.kind, status = excluded.status, occurred_on = excluded.occurred_on,
@@ -80,7 +82,7 @@ def record(state: IncidentState, position: int) -> tuple[Any, ...]:
 COLUMNS: Final = ("id", "kind", "status", "occurred_on", "actors", "version", "position", "state")
 # A row is mostly a few fixed-width fields: each run of them is one struct.pack.
 _ROW: Final = copy_binary.fields(len(COLUMNS)) + copy_binary.UUID_LENGTH
-_TAIL: Final = struct.Struct(">iiiqib").pack  # version, position, then the state's jsonb header
+_TAIL: Final = struct.Struct(">iiiqi").pack  # version, position, then the state's length
 
 
 def copy_row(state: IncidentState, position: int) -> bytes:
@@ -95,7 +97,7 @@ def copy_row(state: IncidentState, position: int) -> bytes:
             REPEATED[state.status],
             REPEATED[incident.occurred_on],
             REPEATED[actors(incident)],
-            _TAIL(4, state.version, 8, position, len(encoded) + 1, 1),
+            _TAIL(4, state.version, 8, position, len(encoded)),
             encoded,
         )
     )

@@ -31,7 +31,7 @@ from service.projections.versions import Transition
 
 if TYPE_CHECKING:
     from service.log.doorbell import Bell
-    from service.log.envelope import RecordedEvent
+    from service.log.envelope import Folded
     from service.log.store import Connection
 
 log = logging.getLogger("legation.projector")
@@ -52,7 +52,7 @@ async def checkpoint(conn: Connection) -> int:
     return position
 
 
-async def project(conn: Connection, events: Sequence[RecordedEvent]) -> None:
+async def project(conn: Connection, events: Sequence[Folded]) -> None:
     """Fold events into every read model: each incident is evolved once per event."""
     # Keyed by stream name: parsing a UUID per event would cost more than the fold.
     # A stream that starts in this batch has nothing projected yet (rows and the

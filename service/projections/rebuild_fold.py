@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from service.incidents.domain import IncidentState, evolve
-from service.log.envelope import RecordedEvent, recorded
-from service.log.store import head_position
+from service.log.envelope import FoldedEvent
+from service.log.store import head_position, read_folded
 from service.projections import incident_list as incidents
 from service.projections import versions
 from service.projections.versions import Changes, Transition
@@ -30,12 +30,6 @@ FOLD_PAGE: Final = 5_000
 LAST_VERSIONS: Final = """
 SELECT stream, max(version) FROM events WHERE version > 1 AND position <= $1 GROUP BY stream
 """
-# The fold reads no event's metadata (who appended it, in answer to what): it is
-# no part of any read model, and sending and decoding it costs a sixth of the read.
-FOLD_READ: Final = """
-SELECT position, id, stream, version, type, schema_version, occurred_on, recorded_at, data
-  FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
-"""
 
 
 class Fold:
@@ -51,7 +45,7 @@ class Fold:
         self._incident_rows: list[bytes] = []
         self._version_rows: list[bytes] = []
 
-    def apply(self, events: list[RecordedEvent]) -> None:
+    def apply(self, events: list[FoldedEvent]) -> None:
         """Fold the next events of the log."""
         states, last_versions, changes = self._states, self._last_versions, self._changes
         no_stored_rows: dict[str, tuple[int, int]] = {}
@@ -84,10 +78,9 @@ class Fold:
         return len(self._states)
 
 
-async def _read(conn: asyncpg.Connection[Any], after: int, head: int) -> list[RecordedEvent]:
+async def _read(conn: asyncpg.Connection[Any], after: int, head: int) -> list[FoldedEvent]:
     """The next page of events up to the head, as the fold reads them."""
-    rows = await conn.fetch(FOLD_READ, after, head, FOLD_PAGE)
-    return [recorded(row) for row in rows]  # without metadata, which no read model needs
+    return await read_folded(conn, after, FOLD_PAGE, head)
 
 
 async def fold_into(

@@ -24,7 +24,7 @@ from service.incidents.catalogue import (
 )
 from service.incidents.content import actors
 from service.incidents.domain import IncidentState, stream_name
-from service.log.envelope import RecordedEvent
+from service.log.envelope import Folded
 from service.projections import copy_binary
 from service.projections.copy_binary import NULL, REPEATED
 
@@ -56,7 +56,7 @@ class Version(msgspec.Struct):
 class Transition(msgspec.Struct, frozen=True):
     """One event and the incident before and after it."""
 
-    event: RecordedEvent
+    event: Folded
     before: IncidentState | None
     after: IncidentState
 
