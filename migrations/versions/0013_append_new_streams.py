@@ -20,7 +20,9 @@ branch_labels = None
 depends_on = None
 
 SQL = Path(__file__).resolve().parents[2] / "sql" / "append_new_streams.sql"
-ARG_TYPES = "integer[], text[], integer[], uuid[], text[], integer[], date[], text[], jsonb[], jsonb[]"
+ARG_TYPES = (
+    "integer[], text[], integer[], uuid[], text[], integer[], date[], text[], jsonb[], jsonb[]"
+)
 
 
 def upgrade() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
@@ -118,7 +119,7 @@ class Reading:
                 return cached(csv_tables.encode(body), following)
             return cached(_encoder.encode(body), following)
 
-        entry = await self._kept((key, "csv") if csv else key, at, make)
+        entry, at = await self._kept((key, "csv") if csv else key, at, make)
         # Where a route offers CSV, one URL has two answers, chosen by Accept.
         vary = {"Vary": "Accept"} if chosen(self.request.scope) is not None else None
         return cast(Response[T], await self._respond(entry, at, CSV if csv else JSON, vary))
@@ -138,15 +139,22 @@ class Reading:
         async def make() -> Cached:
             return cached(await render(at))
 
-        entry = await self._kept((key, media_type), at, make)
+        entry, at = await self._kept((key, media_type), at, make)
         return await self._respond(entry, at, media_type, headers)
 
-    async def _kept(self, key: Hashable, at: At, make: Callable[[], Awaitable[Cached]]) -> Cached:
-        """The answer kept for `key` at `at`, made (and kept) when there is none."""
+    async def _kept(
+        self, key: Hashable, at: At, make: Callable[[], Awaitable[Cached]]
+    ) -> tuple[Cached, At]:
+        """The answer kept for `key` at `at`, made (and kept) when there is none, and
+        where it holds: a live read that finds the answer being computed anew gets the
+        last one computed (at `min_position` or later), at its own position."""
         pinned = self.known_at is not None or self.cursor is not None
         entry = self.answers.get((key, at))
         if isinstance(entry, Cached):
-            return entry
+            return entry, at
+        question = (key, at.as_of, at.side)
+        if not pinned and (previous := self.answers.previous(question, self.min_position or 0)):
+            return previous.answer, At(previous.position, at.as_of, at.side)
 
         async def made() -> Cached:
             generation = self.answers.generation
@@ -154,7 +162,10 @@ class Reading:
             self.answers.put((key, at), made, None if pinned else at.position, generation)
             return made
 
-        return await self.answers.once((key, at, pinned), made)
+        if pinned:
+            return await self.answers.once((key, at, pinned), made), at
+        refreshed = partial(self.answers.refresh, question, at.position, made)
+        return await self.answers.once((key, at, pinned), refreshed), at
 
     async def _respond(
         self, entry: Cached, at: At, media_type: str, extra: dict[str, str] | None = None

@@ -7,6 +7,12 @@ list hold gigabytes. Live answers (computed at the position the read models
 were at) are useless once the read models move on, so they are dropped then;
 answers pinned to an explicit past position stay until evicted. A rebuild
 changes what every position answers, so it clears everything.
+
+While a live answer is being computed, the last one computed for the same
+question (`Previous`) answers the readers who come meanwhile: under steady
+ingest the read models move on every few milliseconds and an aggregate over a
+big log takes longer than that, so without it every reader waited for a fresh
+computation of its own (issue 17 measured 8 to 22 standings a second).
 """
 
 from __future__ import annotations
@@ -40,7 +46,14 @@ class Remembered(msgspec.Struct, frozen=True):
     body: bytes
 
 
-Answer = Cached | Remembered
+class Previous(msgspec.Struct, frozen=True):
+    """The newest live answer computed for a question, and the position it holds."""
+
+    position: int
+    answer: Cached
+
+
+Answer = Cached | Remembered | Previous
 
 
 def cached(body: bytes, next_cursor: str | None = None) -> Cached:
@@ -49,6 +62,8 @@ def cached(body: bytes, next_cursor: str | None = None) -> Cached:
 
 
 def _size(key: Hashable, answer: Answer) -> int:
+    if isinstance(answer, Previous):
+        return _size(key, answer.answer)
     if isinstance(answer, Cached):
         extra = len(answer.etag) + len(answer.next_cursor or "")
     else:
@@ -75,6 +90,7 @@ class AnswerCache:
         self._head = 0  # the newest live position seen
         self.generation = 0  # grows at each clear: answers computed before it are not kept
         self._making: dict[Hashable, asyncio.Future[Any]] = {}
+        self._refreshing: dict[Hashable, int] = {}  # question -> live computations running
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -127,6 +143,35 @@ class AnswerCache:
             making.add_done_callback(lambda _: self._making.pop(key, None))
         result: T = await asyncio.shield(making)
         return result
+
+    def previous(self, question: Hashable, floor: int) -> Previous | None:
+        """The last live answer to `question` at `floor` or later, while a newer one is
+        being computed (None otherwise: the caller computes or waits)."""
+        if not self._refreshing.get(question):
+            return None
+        kept = self.get(("previous", question))
+        return kept if isinstance(kept, Previous) and kept.position >= floor else None
+
+    async def refresh(
+        self, question: Hashable, position: int, make: Callable[[], Awaitable[Cached]]
+    ) -> Cached:
+        """`make()`, a live answer to `question` at `position`, kept as its Previous when
+        it is the newest (a rebuild meanwhile makes it unknown, so it is not kept)."""
+        generation = self.generation
+        self._refreshing[question] = self._refreshing.get(question, 0) + 1
+        try:
+            made = await make()
+        finally:
+            if running := self._refreshing[question] - 1:
+                self._refreshing[question] = running
+            else:
+                del self._refreshing[question]
+        kept = self.get(("previous", question))
+        if generation == self.generation and (
+            not isinstance(kept, Previous) or kept.position < position
+        ):
+            self.put(("previous", question), Previous(position, made))
+        return made
 
     @property
     def head(self) -> int:

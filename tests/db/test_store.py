@@ -316,9 +316,11 @@ async def test_new_streams_meeting_a_stored_stream_or_id_are_decided_like_any_gr
     assert calls == {"append_new_streams": 1, "append_events": 1}
     first, stale, duplicate, last = outcomes
     assert isinstance(stale, WrongExpectedVersion)
-    assert isinstance(duplicate, Appended) and duplicate.duplicate
+    assert isinstance(duplicate, Appended)
+    assert duplicate.duplicate
     assert duplicate.positions == (2,)
-    assert isinstance(first, Appended) and isinstance(last, Appended)
+    assert isinstance(first, Appended)
+    assert isinstance(last, Appended)
     # Nothing of the undone insert remains; the two new streams follow in order.
     assert after[: len(before)] == before
     assert [row[2] for row in after[len(before) :]] == fresh

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from service.projections.answer_cache import ENTRY_OVERHEAD, AnswerCache, Remembered, cached
+from service.projections.answer_cache import (
+    ENTRY_OVERHEAD,
+    AnswerCache,
+    Cached,
+    Previous,
+    Remembered,
+    cached,
+)
 
 KIB = 1024
 
@@ -141,3 +148,50 @@ async def test_a_caller_that_leaves_does_not_cancel_the_others() -> None:
     await asyncio.sleep(0.01)
     leaving.cancel()
     assert await staying == "answer"
+
+
+async def test_the_previous_answer_is_offered_only_while_a_newer_one_is_made() -> None:
+    cache = AnswerCache(1 << 20)
+    release = asyncio.Event()
+
+    async def answer_at(n: int) -> Cached:
+        await release.wait()
+        return cached(body(10, str(n).encode()))
+
+    assert cache.previous("q", 0) is None
+    release.set()
+    await cache.refresh("q", 5, lambda: answer_at(5))
+    assert cache.previous("q", 0) is None  # nothing is being made: callers compute
+    release.clear()
+    making = asyncio.ensure_future(cache.refresh("q", 9, lambda: answer_at(9)))
+    await asyncio.sleep(0)
+    offered = cache.previous("q", 0)
+    assert offered is not None
+    assert offered.position == 5
+    assert offered.answer.body == body(10, b"5")
+    assert cache.previous("q", 6) is None  # older than the caller's min_position
+    assert cache.previous("other", 0) is None
+    release.set()
+    await making
+    release.clear()
+    older = asyncio.ensure_future(cache.refresh("q", 7, lambda: answer_at(7)))
+    await asyncio.sleep(0)
+    newest = cache.previous("q", 0)
+    assert newest is not None
+    assert newest.position == 9
+    release.set()
+    await older
+    kept = cache.previous("q", 0)
+    assert kept is None  # done; and 7 never replaced the newer 9:
+    assert cache.get(("previous", "q")) == Previous(9, cached(body(10, b"9")))
+
+
+async def test_an_answer_made_across_a_rebuild_is_not_offered() -> None:
+    cache = AnswerCache(1 << 20)
+
+    async def made_while_rebuilding() -> Cached:
+        cache.clear()
+        return cached(b"old tables")
+
+    await cache.refresh("q", 3, made_while_rebuilding)
+    assert cache.get(("previous", "q")) is None
