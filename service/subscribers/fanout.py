@@ -38,6 +38,14 @@ SELECT {EVENT_COLUMNS}, countries FROM events WHERE position > $1 ORDER BY posit
 """
 
 
+def framed(chunk: bytes) -> bytes:
+    """Messages as a chunk of a chunked HTTP/1.1 body (the stream's), as the server frames it."""
+    return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+
+
+FRAMED_HEARTBEAT: Final = framed(HEARTBEAT)
+
+
 class LiveEvent(msgspec.Struct, frozen=True):
     """An event as fanned out: the envelope, the countries it touches, its SSE message."""
 
@@ -82,12 +90,19 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
 class LiveBatch:
     """Events fanned out together, with their SSE messages joined once for every subscriber."""
 
-    __slots__ = ("chunk", "events", "first", "last")
+    __slots__ = ("_framed", "chunk", "events", "first", "last")
 
     def __init__(self, events: list[LiveEvent]) -> None:
         self.events = events
         self.chunk = b"".join(live.frame for live in events)
         self.first, self.last = events[0].event.position, events[-1].event.position
+        self._framed: bytes | None = None
+
+    def framed(self) -> bytes:
+        """`chunk` framed as a chunk of an HTTP/1.1 body, once for every subscriber."""
+        if self._framed is None:
+            self._framed = framed(self.chunk)
+        return self._framed
 
 
 class Follower:
@@ -95,8 +110,10 @@ class Follower:
 
     While `direct` is set the fan-out hands it the subscriber's messages itself: at a
     thousand subscribers, waking a task per subscriber per event cost more than the
-    sends. Otherwise the batches are kept for the subscriber's own task; past
-    QUEUE_BATCHES it is behind and catches up from the database on its own.
+    sends. With the messages comes their HTTP chunk when it is the batch's own, framed
+    once for all who take the whole batch. Otherwise the batches are kept for the
+    subscriber's own task; past QUEUE_BATCHES it is behind and catches up from the
+    database on its own.
     """
 
     def __init__(self, after: int, filters: LogFilter, heartbeat: float) -> None:
@@ -105,7 +122,7 @@ class Follower:
         self._everything = not (filters.types or filters.countries)
         self._kept: list[LiveBatch] = []
         self.behind = False
-        self.direct: Callable[[bytes], None] | None = None
+        self.direct: Callable[[bytes, bytes | None], None] | None = None
         self._heartbeat, self._due = heartbeat, self._loop.time() + heartbeat
         self._waiter: asyncio.Future[None] | None = None
         self._timer = self._loop.call_at(self._due, self._on_timer)
@@ -115,7 +132,10 @@ class Follower:
         if self.behind:
             return
         if self.direct is not None:
-            self._say(self.messages(batch))
+            chunk = self.messages(batch)
+            if chunk:
+                self._due = self._loop.time() + self._heartbeat
+                self.direct(chunk, batch.framed() if chunk is batch.chunk else None)
             return
         if len(self._kept) < QUEUE_BATCHES:
             self._kept.append(batch)
@@ -178,18 +198,14 @@ class Follower:
         """Stop the heartbeat timer."""
         self._timer.cancel()
 
-    def _say(self, chunk: bytes) -> None:
-        if chunk and self.direct is not None:
-            self._due = self._loop.time() + self._heartbeat
-            self.direct(chunk)
-
     def _on_timer(self) -> None:
         # Messages do not move the timer (one timer per message would cost more than
         # the message); it moves itself.
         now = self._loop.time()
         if now >= self._due:
             if self.direct is not None:
-                self._say(HEARTBEAT)
+                self._due = now + self._heartbeat
+                self.direct(HEARTBEAT, FRAMED_HEARTBEAT)
             else:
                 self.wake()
         due = self._due if self._due > now else now + self._heartbeat
