@@ -90,19 +90,16 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
 class LiveBatch:
     """Events fanned out together, with their SSE messages joined once for every subscriber."""
 
-    __slots__ = ("_framed", "chunk", "events", "first", "last")
+    __slots__ = ("chunk", "events", "first", "framed", "last", "sent_at")
 
-    def __init__(self, events: list[LiveEvent]) -> None:
+    def __init__(self, events: list[LiveEvent], sent_at: float = 0.0) -> None:
         self.events = events
         self.chunk = b"".join(live.frame for live in events)
         self.first, self.last = events[0].event.position, events[-1].event.position
-        self._framed: bytes | None = None
-
-    def framed(self) -> bytes:
-        """`chunk` framed as a chunk of an HTTP/1.1 body, once for every subscriber."""
-        if self._framed is None:
-            self._framed = framed(self.chunk)
-        return self._framed
+        # What the fan-out hands to direct writes: `chunk` framed as a chunk of an HTTP/1.1
+        # body once for every subscriber, and the loop's time as it does.
+        self.framed: bytes | None = None
+        self.sent_at = sent_at
 
 
 class Follower:
@@ -132,10 +129,15 @@ class Follower:
         if self.behind:
             return
         if self.direct is not None:
+            # Inline for whoever takes every event: it runs once per client per batch.
+            if self._everything and batch.first > self.scanned:
+                self.scanned, self._due = batch.last, batch.sent_at + self._heartbeat
+                self.direct(batch.chunk, batch.framed)
+                return
             chunk = self.messages(batch)
             if chunk:
-                self._due = self._loop.time() + self._heartbeat
-                self.direct(chunk, batch.framed() if chunk is batch.chunk else None)
+                self._due = batch.sent_at + self._heartbeat
+                self.direct(chunk, batch.framed if chunk is batch.chunk else None)
             return
         if len(self._kept) < QUEUE_BATCHES:
             self._kept.append(batch)
@@ -265,7 +267,8 @@ class Fanout:
                 events = await read_live(conn, self.head, PAGE)
             if not events:
                 return
-            batch = LiveBatch(events)
+            batch = LiveBatch(events, asyncio.get_running_loop().time())
+            batch.framed = framed(batch.chunk)
             self.head = batch.last
             for follower in list(self._followers):
                 follower.offer(batch)
