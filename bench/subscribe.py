@@ -282,6 +282,7 @@ def cpu_seconds(pid: int) -> float:
 @dataclass(frozen=True)
 class Outcome:
     latencies_ms: list[float]
+    spread_ms: tuple[list[float], list[float]]  # per append: to the first client, to the last
     missed: int
     disordered: int
     rss_mb: float
@@ -341,6 +342,7 @@ async def _measure(server: Server, head: int, clients: int, appends: int) -> Out
     latencies, missed, disordered = _latencies(subscribers, sent)
     return Outcome(
         latencies,
+        _spread(subscribers, sent),
         missed,
         disordered,
         rss,
@@ -349,6 +351,23 @@ async def _measure(server: Server, head: int, clients: int, appends: int) -> Out
         drain_s,
         server_cpu,
         client_cpu,
+    )
+
+
+def _spread(subscribers: list[Client], sent: dict[int, float]) -> tuple[list[float], list[float]]:
+    """Per append, milliseconds from its POST to the first and to the last client's receipt:
+    the first is the POST and one write, the rest is the fan-out's way through the clients."""
+    first = dict.fromkeys(sent, float("inf"))
+    last = dict.fromkeys(sent, 0.0)
+    for client in subscribers:
+        for position, at in zip(client.positions, client.times, strict=True):
+            if position in sent:
+                first[position] = min(first[position], at)
+                last[position] = max(last[position], at)
+    reached = [p for p in sent if last[p]]
+    return (
+        [(first[p] - sent[p]) * 1000 for p in reached],
+        [(last[p] - sent[p]) * 1000 for p in reached],
     )
 
 
@@ -531,6 +550,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'server RSS, clients connected':<42} {outcome.rss_mb:6.1f} MB (target <= "
         f"{RSS_TARGET_MB:g} MB at {DEFAULT_CLIENTS:,} clients: "
         f"{_verdict(outcome.rss_mb <= RSS_TARGET_MB)})"
+    )
+    first_ms, last_ms = outcome.spread_ms
+    print(
+        f"{'per append, to first / last client p50':<42} "
+        f"{percentile(first_ms, 0.5) or 0:6.1f} / {percentile(last_ms, 0.5) or 0:.1f} ms "
+        f"(p99 {percentile(first_ms, 0.99) or 0:.1f} / {percentile(last_ms, 0.99) or 0:.1f})"
     )
     # CPU from the first append until every client caught up, per event delivered: what
     # the server spends to reach one client, and what these clients spend to receive.
