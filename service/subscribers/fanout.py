@@ -31,6 +31,7 @@ POLL_INTERVAL: Final = 1.0
 HEAD_INTERVAL: Final = 0.1  # how often the head is read while nobody follows
 PAGE: Final = 1000
 QUEUE_BATCHES: Final = 256
+SLICE: Final = 256  # followers offered a batch between chances for the loop's other work
 HEARTBEAT: Final = b": heartbeat\n\n"
 
 READ = f"""
@@ -214,6 +215,13 @@ class Follower:
         self._timer = self._loop.call_at(due, self._on_timer)
 
 
+def _fanned(events: list[LiveEvent]) -> LiveBatch:
+    """A batch as the fan-out hands it out: framed and timed once for every follower."""
+    batch = LiveBatch(events, asyncio.get_running_loop().time())
+    batch.framed = framed(batch.chunk)
+    return batch
+
+
 class Fanout:
     """Follows the log for every live subscriber of this process."""
 
@@ -254,26 +262,59 @@ class Fanout:
     async def _run(self) -> None:
         while True:
             try:
-                await self._deliver_new()
+                rung = await self._deliver_new()
             except (OSError, Exception) as exc:  # keep following; readers catch up by position
                 log.warning("fan-out read failed (%s); retrying", exc)
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
-            await self._doorbell.wait(POLL_INTERVAL)
+            if self._doorbell.rings == rung:  # else the log grew after the last read began
+                await self._doorbell.wait(POLL_INTERVAL)
 
-    async def _deliver_new(self) -> None:
+    async def _deliver_new(self) -> int:
+        """Offer every new event; the doorbell's ring count as the last read began."""
+        rung = self._doorbell.rings
         while self._followers:
-            async with self._pool.acquire() as conn:
-                events = await read_live(conn, self.head, PAGE)
-            if not events:
-                return
-            batch = LiveBatch(events, asyncio.get_running_loop().time())
-            batch.framed = framed(batch.chunk)
+            rung = self._doorbell.rings
+            batch = await self._read(self.head)
+            if batch is None:
+                return rung
             self.head = batch.last
-            for follower in list(self._followers):
-                follower.offer(batch)
+            await self._offer(batch)
         if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
             await self._read_head()
+        return rung
+
+    async def _read(self, after: int) -> LiveBatch | None:
+        async with self._pool.acquire() as conn:
+            events = await read_live(conn, after, PAGE)
+        return _fanned(events) if events else None
+
+    async def _offer(self, batch: LiveBatch) -> None:
+        """Offer the batch to every follower, SLICE at a time with the loop's other work
+        between; the followers not yet reached get what was appended meanwhile with it.
+
+        A write per follower costs ~10 us, most of it the kernel's: at thousands of
+        followers, one pass without a break would hold every request (appends too)
+        for tens of milliseconds, and each new event would wait for a pass of its own.
+        """
+        followers = list(self._followers)
+        rung = self._doorbell.rings
+        for start in range(0, len(followers), SLICE):
+            if start:
+                await asyncio.sleep(0)
+                if self._doorbell.rings != rung and len(batch.events) < PAGE:
+                    rung = self._doorbell.rings
+                    batch = await self._joined(batch)
+            for follower in followers[start : start + SLICE]:
+                follower.offer(batch)
+
+    async def _joined(self, batch: LiveBatch) -> LiveBatch:
+        # The head stays where it was: the next read gives the followers already
+        # passed what is joined here, and those offered it skip it by position.
+        more = await self._read(batch.last)
+        if more is None:
+            return batch
+        return _fanned([*batch.events, *more.events][:PAGE])
 
     async def _read_head(self) -> None:
         # Nobody listens: keep the head near the log's end, so that the next
