@@ -279,7 +279,7 @@ class Fanout:
             if batch is None:
                 return rung
             self.head = batch.last
-            await self._offer(batch)
+            await self._offer(batch, rung)
         if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
             await self._read_head()
         return rung
@@ -289,16 +289,16 @@ class Fanout:
             events = await read_live(conn, after, PAGE)
         return _fanned(events) if events else None
 
-    async def _offer(self, batch: LiveBatch) -> None:
+    async def _offer(self, batch: LiveBatch, rung: int) -> None:
         """Offer the batch to every follower, SLICE at a time with the loop's other work
-        between; the followers not yet reached get what was appended meanwhile with it.
+        between; the followers not yet reached get what was appended since with it (once
+        the doorbell has rung past `rung`, its count as the batch's read began).
 
         A write per follower costs ~10 us, most of it the kernel's: at thousands of
         followers, one pass without a break would hold every request (appends too)
         for tens of milliseconds, and each new event would wait for a pass of its own.
         """
         followers = list(self._followers)
-        rung = self._doorbell.rings
         for start in range(0, len(followers), SLICE):
             if start:
                 await asyncio.sleep(0)
