@@ -5,11 +5,13 @@ Every open stream holds a socket, its buffers and a task: past `max_streams` in 
 by, forwarded only by a trusted proxy) a new one is refused. A client that reads
 nothing while the server has something to send is dropped after
 `stream_stall_seconds` (service/subscribers/event_stream.py raises Stalled), at once
-where the server can abort the connection; it resumes with Last-Event-ID.
+where the server can abort the connection; it resumes with Last-Event-ID. `legation
+serve` raises its open-file limit to the hard limit at start-up, for the sockets.
 """
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable
 from typing import Any, Final, cast
 
@@ -132,3 +134,20 @@ def chunk_writer(scope: Scope, cycle: Any | None) -> ChunkWriter | None:
     if scope.get("method") != "GET" or not all(hasattr(cycle, name) for name in known):
         return None
     return ChunkWriter(cycle)
+
+
+def raise_open_files() -> int:
+    """Raise this process's soft limit on open files to its hard limit; the new soft limit.
+
+    Every stream holds a socket: the soft limit many systems start a process with
+    (1,024) would refuse connections long before LEGATION_MAX_STREAMS, while the hard
+    limit (which only an administrator raises) is usually far higher.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft == hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # a hard limit past what the kernel allows a process
+        return soft
+    return hard
