@@ -1,10 +1,11 @@
 """Live fan-out: append-to-receipt latency over GET /v1/events/stream at many SSE clients.
 
-A real `legation serve` on a scratch database; N SSE clients on raw asyncio streams in
-this process (one connection each, `?after=<head>`); then M POST /v1/incidents, one
-every ~20 ms on a separate connection. Latency is each client's receive time of an
-event's `id:` line minus the time just before its POST was sent, so it includes the
-POST round trip. Every client must receive every position.
+A real `legation serve` on a scratch database (its stream caps lifted); N SSE clients as
+asyncio protocols in this uvloop process (one connection each, `?after=<head>`); then M
+POST /v1/incidents, one every ~20 ms on a separate connection. Latency is each client's
+receive time of an event's `id:` line minus the time just before its POST was sent, so it
+includes the POST round trip. Every client must receive every position, in order. CPU
+seconds of the server and of the clients are reported per delivery.
 
 Then webhook throughput on the same server (started with LEGATION_WEBHOOK_ALLOW_PRIVATE):
 a minimal HTTP receiver in this process answers 200 to every request; one subscription
