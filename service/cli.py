@@ -19,6 +19,7 @@ from rich.progress import MofNCompleteColumn, Progress
 from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, InvalidSettings, Settings, settings_from_env
 from service.http.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
+from service.http.stream_limits import raise_open_files
 from service.log.database import connect, create_pool, migrate
 from service.log.doorbell import Doorbell
 from service.ops import logs
@@ -105,6 +106,7 @@ def serve(settings: Settings, demo: bool) -> None:
         app = create_app(
             msgspec.structs.replace(settings, database_url=settings.database_url or dsn)
         )
+        raise_open_files()  # a socket per event stream
         log.info("serving on http://%s:%d", settings.host, settings.port)
         # No uvicorn access log line: the edge writes one (LEGATION_ACCESS_LOG), in JSON.
         # log_config=None: uvicorn's records go through the JSON handler too.

@@ -55,6 +55,9 @@ class Bell:
 
     def __init__(self) -> None:
         self._rung = Signal()
+        # How often it rang: a follower that reads between waits compares it to know
+        # whether a ring came while it was not waiting (and would otherwise be missed).
+        self.rings = 0
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self._projected: list[Callable[[], None]] = []
@@ -79,6 +82,7 @@ class Bell:
 
     def ring(self) -> None:
         """Wake every current waiter."""
+        self.rings += 1
         self._rung.fire()
 
     async def wait(self, within: float) -> bool:

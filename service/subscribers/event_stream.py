@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
-from collections.abc import AsyncGenerator, Awaitable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, Final
 
 import asyncpg
@@ -18,12 +18,15 @@ from litestar.types import HTTPResponseBodyEvent, Send
 
 from service.config import Settings
 from service.log.store import LogFilter
-from service.subscribers.fanout import Fanout, Follower, LiveBatch, read_live
+from service.subscribers.fanout import Fanout, Follower, LiveBatch, framed, read_live
 
 # How long a disconnected EventSource waits before it reconnects (SSE's `retry:` field),
 # sent first: a reconnection then comes soon, and resumes with Last-Event-ID.
 RETRY_MILLISECONDS: Final = 2000
 CONNECTED: Final = b"retry: %d\n\n: connected\n\n" % RETRY_MILLISECONDS
+# Writes a framed body chunk (see fanout.framed) at once, or declines (False): the
+# server's own write, past the ASGI layers (service/http/stream_limits.py).
+WriteChunk = Callable[[bytes], bool]
 
 
 class Stalled(Exception):
@@ -82,9 +85,11 @@ async def follow(
     after: int,
     filters: LogFilter,
     send: Send,
+    write: WriteChunk | None = None,
 ) -> None:
     """Send the stream's body: catch up from the database, then live, again when behind.
 
+    The fan-out writes live messages with `write` where there is one (else `send`).
     Raises Stalled when the client has not taken a send within the stall time.
     """
     stall = settings.stream_stall_seconds
@@ -96,13 +101,13 @@ async def follow(
             while (chunk := await _unread(pool, follower)) is not None:
                 if chunk:
                     await within(stall, send(body(chunk)))
-            await _live(follower, send, stall)
+            await _live(follower, send, write, stall)
 
 
-async def _live(follower: Follower, send: Send, stall: float) -> None:
+async def _live(follower: Follower, send: Send, write: WriteChunk | None, stall: float) -> None:
     """Until the subscriber falls behind, the fan-out sends to it directly; this task
     sends what was kept for it, and finishes the sends that had to wait for the client."""
-    direct = _Direct(follower, send)
+    direct = _Direct(follower, send, write)
     while not follower.behind:
         chunk = follower.kept()
         if chunk:
@@ -119,11 +124,13 @@ async def _live(follower: Follower, send: Send, stall: float) -> None:
 class _Direct:
     """Sends a subscriber's messages from the fan-out's task while its client keeps up."""
 
-    def __init__(self, follower: Follower, send: Send) -> None:
-        self._subscription, self._send = follower, send
+    def __init__(self, follower: Follower, send: Send, write: WriteChunk | None) -> None:
+        self._subscription, self._send, self._write = follower, send, write
         self._rest: Awaitable[None] | None = None
 
-    def __call__(self, chunk: bytes) -> None:
+    def __call__(self, chunk: bytes, chunk_framed: bytes | None) -> None:
+        if self._write is not None and self._write(chunk_framed or framed(chunk)):
+            return
         rest = _send_now(self._send, body(chunk))
         if rest is not None:
             # The client is slow: keep its batches until its own task has finished this.

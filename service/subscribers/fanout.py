@@ -31,11 +31,20 @@ POLL_INTERVAL: Final = 1.0
 HEAD_INTERVAL: Final = 0.1  # how often the head is read while nobody follows
 PAGE: Final = 1000
 QUEUE_BATCHES: Final = 256
+SLICE: Final = 256  # followers offered a batch between chances for the loop's other work
 HEARTBEAT: Final = b": heartbeat\n\n"
 
 READ = f"""
 SELECT {EVENT_COLUMNS}, countries FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
+
+
+def framed(chunk: bytes) -> bytes:
+    """Messages as a chunk of a chunked HTTP/1.1 body (the stream's), as the server frames it."""
+    return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+
+
+FRAMED_HEARTBEAT: Final = framed(HEARTBEAT)
 
 
 class LiveEvent(msgspec.Struct, frozen=True):
@@ -82,12 +91,16 @@ async def read_live(conn: Connection, after: int, limit: int) -> list[LiveEvent]
 class LiveBatch:
     """Events fanned out together, with their SSE messages joined once for every subscriber."""
 
-    __slots__ = ("chunk", "events", "first", "last")
+    __slots__ = ("chunk", "events", "first", "framed", "last", "sent_at")
 
-    def __init__(self, events: list[LiveEvent]) -> None:
+    def __init__(self, events: list[LiveEvent], sent_at: float = 0.0) -> None:
         self.events = events
         self.chunk = b"".join(live.frame for live in events)
         self.first, self.last = events[0].event.position, events[-1].event.position
+        # What the fan-out hands to direct writes: `chunk` framed as a chunk of an HTTP/1.1
+        # body once for every subscriber, and the loop's time as it does.
+        self.framed: bytes | None = None
+        self.sent_at = sent_at
 
 
 class Follower:
@@ -95,8 +108,10 @@ class Follower:
 
     While `direct` is set the fan-out hands it the subscriber's messages itself: at a
     thousand subscribers, waking a task per subscriber per event cost more than the
-    sends. Otherwise the batches are kept for the subscriber's own task; past
-    QUEUE_BATCHES it is behind and catches up from the database on its own.
+    sends. With the messages comes their HTTP chunk when it is the batch's own, framed
+    once for all who take the whole batch. Otherwise the batches are kept for the
+    subscriber's own task; past QUEUE_BATCHES it is behind and catches up from the
+    database on its own.
     """
 
     def __init__(self, after: int, filters: LogFilter, heartbeat: float) -> None:
@@ -105,7 +120,7 @@ class Follower:
         self._everything = not (filters.types or filters.countries)
         self._kept: list[LiveBatch] = []
         self.behind = False
-        self.direct: Callable[[bytes], None] | None = None
+        self.direct: Callable[[bytes, bytes | None], None] | None = None
         self._heartbeat, self._due = heartbeat, self._loop.time() + heartbeat
         self._waiter: asyncio.Future[None] | None = None
         self._timer = self._loop.call_at(self._due, self._on_timer)
@@ -115,7 +130,15 @@ class Follower:
         if self.behind:
             return
         if self.direct is not None:
-            self._say(self.messages(batch))
+            # Inline for whoever takes every event: it runs once per client per batch.
+            if self._everything and batch.first > self.scanned:
+                self.scanned, self._due = batch.last, batch.sent_at + self._heartbeat
+                self.direct(batch.chunk, batch.framed)
+                return
+            chunk = self.messages(batch)
+            if chunk:
+                self._due = batch.sent_at + self._heartbeat
+                self.direct(chunk, batch.framed if chunk is batch.chunk else None)
             return
         if len(self._kept) < QUEUE_BATCHES:
             self._kept.append(batch)
@@ -178,22 +201,25 @@ class Follower:
         """Stop the heartbeat timer."""
         self._timer.cancel()
 
-    def _say(self, chunk: bytes) -> None:
-        if chunk and self.direct is not None:
-            self._due = self._loop.time() + self._heartbeat
-            self.direct(chunk)
-
     def _on_timer(self) -> None:
         # Messages do not move the timer (one timer per message would cost more than
         # the message); it moves itself.
         now = self._loop.time()
         if now >= self._due:
             if self.direct is not None:
-                self._say(HEARTBEAT)
+                self._due = now + self._heartbeat
+                self.direct(HEARTBEAT, FRAMED_HEARTBEAT)
             else:
                 self.wake()
         due = self._due if self._due > now else now + self._heartbeat
         self._timer = self._loop.call_at(due, self._on_timer)
+
+
+def _fanned(events: list[LiveEvent]) -> LiveBatch:
+    """A batch as the fan-out hands it out: framed and timed once for every follower."""
+    batch = LiveBatch(events, asyncio.get_running_loop().time())
+    batch.framed = framed(batch.chunk)
+    return batch
 
 
 class Fanout:
@@ -236,25 +262,59 @@ class Fanout:
     async def _run(self) -> None:
         while True:
             try:
-                await self._deliver_new()
+                rung = await self._deliver_new()
             except (OSError, Exception) as exc:  # keep following; readers catch up by position
                 log.warning("fan-out read failed (%s); retrying", exc)
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
-            await self._doorbell.wait(POLL_INTERVAL)
+            if self._doorbell.rings == rung:  # else the log grew after the last read began
+                await self._doorbell.wait(POLL_INTERVAL)
 
-    async def _deliver_new(self) -> None:
+    async def _deliver_new(self) -> int:
+        """Offer every new event; the doorbell's ring count as the last read began."""
+        rung = self._doorbell.rings
         while self._followers:
-            async with self._pool.acquire() as conn:
-                events = await read_live(conn, self.head, PAGE)
-            if not events:
-                return
-            batch = LiveBatch(events)
+            rung = self._doorbell.rings
+            batch = await self._read(self.head)
+            if batch is None:
+                return rung
             self.head = batch.last
-            for follower in list(self._followers):
-                follower.offer(batch)
+            await self._offer(batch, rung)
         if time.monotonic() - self._head_read_at >= HEAD_INTERVAL:
             await self._read_head()
+        return rung
+
+    async def _read(self, after: int) -> LiveBatch | None:
+        async with self._pool.acquire() as conn:
+            events = await read_live(conn, after, PAGE)
+        return _fanned(events) if events else None
+
+    async def _offer(self, batch: LiveBatch, rung: int) -> None:
+        """Offer the batch to every follower, SLICE at a time with the loop's other work
+        between; the followers not yet reached get what was appended since with it (once
+        the doorbell has rung past `rung`, its count as the batch's read began).
+
+        A write per follower costs ~10 us, most of it the kernel's: at thousands of
+        followers, one pass without a break would hold every request (appends too)
+        for tens of milliseconds, and each new event would wait for a pass of its own.
+        """
+        followers = list(self._followers)
+        for start in range(0, len(followers), SLICE):
+            if start:
+                await asyncio.sleep(0)
+                if self._doorbell.rings != rung and len(batch.events) < PAGE:
+                    rung = self._doorbell.rings
+                    batch = await self._joined(batch)
+            for follower in followers[start : start + SLICE]:
+                follower.offer(batch)
+
+    async def _joined(self, batch: LiveBatch) -> LiveBatch:
+        # The head stays where it was: the next read gives the followers already
+        # passed what is joined here, and those offered it skip it by position.
+        more = await self._read(batch.last)
+        if more is None:
+            return batch
+        return _fanned([*batch.events, *more.events][:PAGE])
 
     async def _read_head(self) -> None:
         # Nobody listens: keep the head near the log's end, so that the next

@@ -22,7 +22,7 @@ from litestar.types import Send
 from service.config import Settings
 from service.projections.standing_changes import StandingChange, StandingChanges
 from service.subscribers.cloud_events import STANDING_CHANGED, standing_changed
-from service.subscribers.event_stream import CATCH_UP_PAGE, CONNECTED, body, within
+from service.subscribers.event_stream import CATCH_UP_PAGE, CONNECTED, WriteChunk, body, within
 from service.subscribers.fanout import HEARTBEAT, LiveEvent, read_live
 
 _encoder = msgspec.json.Encoder()
@@ -71,8 +71,14 @@ async def follow_standings(
     start: Resume,
     countries: tuple[str, ...],
     send: Send,
+    _write: WriteChunk | None = None,
 ) -> None:
-    """Send the stream's body until the client leaves; Stalled when it stops reading."""
+    """Send the stream's body until the client leaves; Stalled when it stops reading.
+
+    Every message goes through `send` from this client's own task: its frames are its
+    own (filtered, read after the projector), so the server's direct write, which the
+    event stream's fan-out shares among its clients, would save little here.
+    """
     stall, heartbeat = settings.stream_stall_seconds, settings.sse_heartbeat_seconds
     await within(stall, send(body(CONNECTED)))
     # Within a resumed position, the codes up to the last one sent are done.

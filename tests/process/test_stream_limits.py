@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import resource
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,7 +26,7 @@ from service.log.store import append, head_position
 from tests.factories import event, stream
 from tests.process.test_replicas import eventually
 from tests.process.test_sse import collect
-from tests.servers import Server, start, stop
+from tests.servers import LEGATION, Server, free_port, start, stop, wait_until_serving
 
 RECEIVE_BUFFER = 4096
 
@@ -188,3 +191,24 @@ async def drain(sock: socket.socket) -> list[int]:
                 data += chunk
     whole = data.rsplit(b"\n\n", 1)[0].split(b"\n")
     return [int(line.removeprefix(b"id: ")) for line in whole if line.startswith(b"id: ")]
+
+
+def test_the_server_raises_its_open_file_limit_for_the_sockets_of_its_streams(dsn: str) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+
+    def lowered() -> None:  # as a system that starts processes at a low soft limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    port = free_port()
+    env = os.environ | {"DATABASE_URL": dsn, "LEGATION_PORT": str(port)}
+    server = subprocess.Popen(
+        [str(LEGATION), "serve"], env=env, stderr=subprocess.DEVNULL, preexec_fn=lowered
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server)
+        limits = Path(f"/proc/{server.pid}/limits").read_text().splitlines()
+        (files,) = [line.split() for line in limits if line.startswith("Max open files")]
+        assert files[3:5] == [str(hard), str(hard)]  # soft, hard
+    finally:
+        stop(server)

@@ -23,25 +23,32 @@ from service.http.rate_limits import client_address
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
 from service.http.routes.events import _split, log_filter
-from service.http.stream_limits import StreamSlots, abort_of, refuse
-from service.subscribers.event_stream import Stalled, follow
+from service.http.stream_limits import (
+    StreamSlots,
+    abort_of,
+    chunk_writer,
+    refuse,
+    server_cycle,
+)
+from service.subscribers.event_stream import Stalled, WriteChunk, follow
 from service.subscribers.fanout import Fanout
 
 EVENT_STREAM: Final = "text/event-stream"
-Follow = Callable[[Send], Coroutine[Any, Any, None]]
+Follow = Callable[[Send, WriteChunk | None], Coroutine[Any, Any, None]]
 
 
 class _FollowedResponse(ASGIResponse):
     """Litestar's response start, then a body that `follow` sends until the client leaves;
     a problem instead when the process has as many streams open as it takes."""
 
-    __slots__ = ("_abort", "follow", "slots")
+    __slots__ = ("_abort", "_write", "follow", "slots")
     _should_set_content_length = False
 
     def __init__(self, follow: Follow, slots: StreamSlots, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.follow, self.slots = follow, slots
         self._abort: Callable[[], None] | None = None
+        self._write: WriteChunk | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse past the caps; else stream, holding a slot until the client has left."""
@@ -51,7 +58,10 @@ class _FollowedResponse(ASGIResponse):
             await refuse(send, refusal)
             return
         try:
-            self._abort = abort_of(scope)
+            cycle = server_cycle(scope, receive)
+            self._abort = abort_of(cycle)
+            writer = chunk_writer(scope, cycle)
+            self._write = writer.write if writer is not None else None
             await super().__call__(scope, receive, send)
         finally:
             self.slots.release(address)
@@ -66,7 +76,7 @@ class _FollowedResponse(ASGIResponse):
 
     async def _follow(self, send: Send, following: anyio.CancelScope) -> None:
         try:
-            await self.follow(send)
+            await self.follow(send, self._write)
         except Stalled:
             if self._abort is None:
                 following.cancel()  # the server closes the connection once the app returns
