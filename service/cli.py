@@ -106,7 +106,8 @@ def serve(settings: Settings, demo: bool) -> None:
         app = create_app(
             msgspec.structs.replace(settings, database_url=settings.database_url or dsn)
         )
-        raise_open_files()  # a socket per event stream
+        # A socket per event stream: say how many files the process may hold.
+        log.info("open files allowed: %s", raise_open_files())
         log.info("serving on http://%s:%d", settings.host, settings.port)
         # No uvicorn access log line: the edge writes one (LEGATION_ACCESS_LOG), in JSON.
         # log_config=None: uvicorn's records go through the JSON handler too.

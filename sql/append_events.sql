@@ -1,12 +1,13 @@
--- The log's one way in: appends a whole group of requests (group commit, or a
--- batch) in the caller's transaction.
+-- The log's way in: appends a whole group of requests (group commit, or a
+-- batch) in the caller's transaction. Groups that only open streams try
+-- append_new_streams first, which comes here when a stream or an id is stored.
 --
 -- Positions commit in order because every append takes one transaction-scoped
 -- advisory lock *before* drawing positions from the sequence, and PostgreSQL
 -- releases that lock only after the commit is visible. Without it, a transaction
 -- that drew position 5 could commit after one that drew 6, and a reader paging
 -- with `after=` would already be past 5. The sequence may leave holes (a crashed
--- call), never reorderings.
+-- call, a block append_new_streams undid), never reorderings.
 --
 -- Each request is checked on its own (idempotency by event id, then the expected
 -- stream version) and one request's refusal fails only that one. Requests on

@@ -10,6 +10,12 @@
 -- and they repeat the search the unique indexes make anyway.
 --
 -- It answers as append_events does, in the same order, under the same lock.
+-- A group that meets a stored stream or id costs its insert twice and leaves the
+-- positions it drew as a hole; only the two unique constraints that mean "already
+-- stored" send it to append_events: any other violation (a position the sequence
+-- has already handed out, after a careless restore) fails the call as before.
+-- Each call is a subtransaction: a batch of MAX_LINES lines makes MAX_LINES /
+-- CHUNK_LINES (40) of them, under the 64 a transaction keeps without overflowing.
 CREATE OR REPLACE FUNCTION append_new_streams(
     p_request integer[], p_stream text[], p_expected integer[], p_id uuid[],
     p_type text[], p_schema_version integer[], p_occurred_on date[], p_countries text[],
@@ -20,9 +26,10 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    total  integer := cardinality(p_id);
-    first  bigint;
-    at     timestamptz;
+    total       integer := cardinality(p_id);
+    first       bigint;
+    at          timestamptz;
+    constraint_ text;
 BEGIN
     IF NOT coalesce(0 = ALL(p_expected), false) OR total = 0 THEN
         RAISE EXCEPTION 'append_new_streams takes only requests that expect version 0';
@@ -51,6 +58,10 @@ BEGIN
                NULL::timestamptz, first, at
           FROM unnest(p_request) AS u(request);
     EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_ = CONSTRAINT_NAME;
+        IF constraint_ NOT IN ('events_id_key', 'events_stream_version_key') THEN
+            RAISE;
+        END IF;
         -- A stream or an id is already stored: the positions drawn stay a hole.
         RETURN QUERY SELECT * FROM append_events(
             p_request, p_stream, p_expected, p_id, p_type, p_schema_version,

@@ -7,7 +7,8 @@ sql/append_new_streams.sql holds the function and says why it is faster. It
 falls back to append_events (unchanged) whenever a stream or an event id is
 already stored, so every answer is the one append_events would give. Like the
 other functions it may be executed by PUBLIC, so the runtime role (0005) may
-call it.
+call it. The service calls it from this revision on: migrate before starting
+servers of this version.
 """
 
 from pathlib import Path

@@ -8,6 +8,8 @@ it itself: no query looks inside it. As jsonb the server parsed and rebuilt
 every state written, most of PostgreSQL's work in a rebuild and a good part of
 each projected batch; as bytea it stores the bytes as they come. Existing rows
 keep their content: jsonb's text form is JSON the service decodes alike.
+The conversion rewrites the table under an exclusive lock: reads of incidents
+and the projector wait for it (seconds per million incidents).
 """
 
 from alembic import op

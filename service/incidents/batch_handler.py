@@ -30,6 +30,9 @@ _MAX_ERRORS = 100
 # alike; one chunk per batch (no overlap) was 5-20 % slower when the projector runs
 # in another process, and about even when it shares this one.
 CHUNK_LINES: Final = 250
+# Each chunk's append is a subtransaction (sql/append_new_streams.sql): a batch of
+# MAX_LINES lines must make fewer than the 64 a transaction keeps without overflowing.
+SUBTRANSACTIONS_KEPT: Final = 64
 
 
 def _refuse(errors: list[FieldError]) -> Invalid:

@@ -78,12 +78,10 @@ def encode_data(data: Struct) -> msgspec.Raw:
 EVENT_COLUMNS: Final = (
     "position, id, stream, version, type, schema_version, occurred_on, recorded_at, data, metadata"
 )
-NO_METADATA: Final = msgspec.Raw(b"{}")
 
 
 def recorded(row: "asyncpg.Record") -> RecordedEvent:
-    """The event in a row that starts with EVENT_COLUMNS (metadata may be left out: `{}`)."""
-    metadata = msgspec.Raw(row[9]) if len(row) > 9 else NO_METADATA
+    """The event in a row that starts with EVENT_COLUMNS."""
     return RecordedEvent(
         row[0],
         row[1],
@@ -94,5 +92,5 @@ def recorded(row: "asyncpg.Record") -> RecordedEvent:
         row[6],
         row[7],
         msgspec.Raw(row[8]),
-        metadata,
+        msgspec.Raw(row[9]),
     )

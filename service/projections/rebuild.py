@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from service.log.database import connect
 from service.log.doorbell import REBUILT_CHANNEL
-from service.log.store import head_position, read_all
+from service.log.store import head_position, read_folded
 from service.projections import copy_binary, versions
 from service.projections import incident_list as incidents
 from service.projections.projector import CHECKPOINT, project
@@ -123,7 +123,7 @@ async def _project_into_shadow(conn: asyncpg.Connection[Any], fold: Fold) -> int
     """One page of what was appended since the fold, into the shadow tables (in a transaction)."""
     # The projector's own code, writing into the shadow tables.
     await conn.execute(f"SET LOCAL search_path = {SHADOW}, public")
-    events = await read_all(conn, fold.position, PAGE)
+    events = await read_folded(conn, fold.position, PAGE)
     if events:
         await project(conn, events)
         fold.position = events[-1].position

@@ -8,6 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.incidents.batch_handler import CHUNK_LINES, SUBTRANSACTIONS_KEPT
+from service.incidents.batches import MAX_LINES
 from service.log.database import connect
 from service.log.store import (
     Appended,
@@ -346,3 +348,22 @@ async def test_the_fast_way_in_takes_only_groups_that_expect_new_streams(
                 ["{}"],
                 ["{}"],
             )
+
+
+async def test_new_streams_meeting_a_position_already_handed_out_fail_loudly(
+    pool: asyncpg.Pool[Any],
+) -> None:
+    async with pool.acquire() as conn:
+        for position in (1, 4, 10):  # a log with holes, as crashed calls leave
+            await conn.execute("SELECT setval('events_position_seq', $1, false)", position)
+            await append(conn, stream(), 0, [event(position)])
+        # As after a restore that left the sequence behind the log: the next block
+        # (2-4) meets 4; appending after it (5-7) would slip in below 10.
+        await conn.execute("SELECT setval('events_position_seq', 1)")
+        with pytest.raises(asyncpg.UniqueViolationError, match="events_pkey"):
+            await append_many(conn, [AppendRequest(stream(), 0, (event(n),)) for n in range(3)])
+        assert [e.position for e in await read_all(conn, 0, 10)] == [1, 4, 10]
+
+
+def test_a_whole_batch_stays_within_the_subtransactions_a_transaction_keeps() -> None:
+    assert -(-MAX_LINES // CHUNK_LINES) < SUBTRANSACTIONS_KEPT
