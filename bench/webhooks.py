@@ -3,11 +3,14 @@
 A real `legation serve` on a scratch database (LEGATION_WEBHOOK_ALLOW_PRIVATE), and a
 minimal keep-alive HTTP receiver in this process that answers 200 to every request.
 
-(a) One subscription from the log head; one POST /v1/incidents:batch of W reports;
-    deliveries/s is W over the time from the batch response until all W have arrived.
-(b) The first deleted, S subscriptions (20) from the new head, each to its own path;
-    one batch of B reports; every subscription receives all B, and deliveries/s is S x B
-    over the time from the batch response until the last has arrived.
+(a) One subscription from the log head, paused (PATCH active false); one POST
+    /v1/incidents:batch of W reports; once the read models have caught up (their work
+    would share the cores), the subscription is resumed, and deliveries/s is W over the
+    time from the resume until all W have arrived.
+(b) The first deleted, S subscriptions (20) from the new head, each to its own path,
+    paused likewise; one batch of B reports; all resumed, every subscription receives all
+    B, and deliveries/s is S x B over the time from the first resume until the last
+    delivery has arrived.
 
 The receiver checks that each subscription's deliveries come in log order (CloudEvents
 `sequence` never going back; a repeat of the last one is counted as a duplicate, which
@@ -254,20 +257,42 @@ async def _subscribe(port: int, receiver: Receiver, path: str, after: int, want:
     return str(made["id"])
 
 
+async def _active(port: int, subscription: str, *, active: bool) -> None:
+    body = json.dumps({"active": active}).encode()
+    await _checked(port, "PATCH", f"/v1/subscriptions/{subscription}", b" 200 ", body)
+
+
 async def _head(port: int) -> int:
     head: int = json.loads(await _checked(port, "GET", "/ready", b" 200 ")).get("log_head", 0)
     return head
 
 
+async def _projected(port: int) -> None:
+    """Wait for the read models to catch up: their work would otherwise share the timing."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not json.loads(await _checked(port, "GET", "/ready", b" 200 ")).get("projector_lag"):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the read models did not catch up in {TIMEOUT_S:g} s")
+
+
 async def _deliver(server: Server, receiver: Receiver, paths: list[str], reports: int) -> Run:
-    """Subscribe `paths` from the head, append `reports` in one batch, wait for them all."""
+    """Subscribe `paths` from the head, paused; append `reports` in one batch; resume them
+    all and wait for every delivery."""
     head = await _head(server.port)
     ids = [await _subscribe(server.port, receiver, path, head, reports) for path in paths]
     inboxes = [receiver.inboxes[path.encode()] for path in paths]
-    batch = b"\n".join([INCIDENT] * reports) + b"\n"
+    for subscription in ids:
+        await _active(server.port, subscription, active=False)
+    await _checked(
+        server.port, "POST", "/v1/incidents:batch", b" 201 ", b"\n".join([INCIDENT] * reports)
+    )
+    await _projected(server.port)
     cpu = cpu_seconds(server.pid)
-    await _checked(server.port, "POST", "/v1/incidents:batch", b" 201 ", batch)
     started = time.monotonic()
+    for subscription in ids:
+        await _active(server.port, subscription, active=True)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             for inbox in inboxes:

@@ -35,16 +35,18 @@ from service.log.doorbell import cancel
 from service.log.store import head_position
 from service.projections.standing_changes import StandingChanges
 from service.subscribers.cloud_events import ping_event
+from service.subscribers.webhook_acks import Acknowledged, Acknowledgements
 from service.subscribers.webhook_leases import (
     BACKOFF,
     BOUND,
     Claim,
     claim_next,
-    record,
-    renewed,
+    following,
+    record_failure,
     still_held,
     superseded,
 )
+from service.subscribers.webhook_messages import wants
 from service.subscribers.webhook_posts import TIMEOUT, Outcome, post
 
 if TYPE_CHECKING:
@@ -102,6 +104,7 @@ class Deliverer:
         self._deliveries: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(WORKERS)
         self._wake = asyncio.Event()
+        self._acks = Acknowledgements(pool)
         self._leases: set[UUID] = set()  # held by this process; given back at stop
         self._none_active_until = 0.0  # time.monotonic(); see NONE_ACTIVE_SECONDS
         self.delivered = 0
@@ -123,6 +126,7 @@ class Deliverer:
         for task in [*self._tasks, *self._deliveries]:
             await cancel(task)
         self._tasks = []
+        await self._acks.stop()
         await self._client.aclose()
         if self._leases:  # let another process take them over now, not when they run out
             with contextlib.suppress(Exception):
@@ -236,22 +240,36 @@ class Deliverer:
 
     async def _record(self, claim: Claim, outcome: Outcome) -> Claim | None:
         # Should this fail, the lease stays in self._leases: stop() gives it back.
+        if not outcome.acknowledged:
+            await self._record_failure(claim, outcome)
+            self._leases.discard(claim.lease)
+            return None
+        if (claim.wanted or wants(claim.row)).standings:
+            async with self._pool.acquire() as conn:
+                after = await following(conn, claim, self._changes)
+        else:  # no query needed
+            after = await following(None, claim, self._changes)
+        recorded = await self._acks.record(Acknowledged(claim, outcome, after))
+        if recorded is None:  # run out and taken over: the other holder's outcome counts
+            log.warning("lease on subscription %s lost before recording", claim.row["id"])
+        else:
+            self._count(outcome)
+        if recorded is None or not recorded.renewed:
+            self._leases.discard(claim.lease)
+            return None
+        return after.claim
+
+    async def _record_failure(self, claim: Claim, outcome: Outcome) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             held = await still_held(conn, claim)
-            renewal = None
             if held is None:  # run out and taken over: the other holder's outcome counts
                 log.warning("lease on subscription %s lost before recording", claim.row["id"])
-            elif held.epoch != claim.row["epoch"]:  # changed meanwhile: start again from it
-                self._count(outcome)
+                return
+            self._count(outcome)
+            if held.epoch != claim.row["epoch"]:  # changed meanwhile: start again from it
                 await superseded(conn, claim, outcome)
             else:
-                self._count(outcome)
-                await record(conn, claim, outcome, self._settings.webhook_retry_scale)
-                if held.active and outcome.acknowledged:
-                    renewal = await renewed(conn, claim, self._changes)
-        if renewal is None:
-            self._leases.discard(claim.lease)
-        return renewal
+                await record_failure(conn, claim, outcome, self._settings.webhook_retry_scale)
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.acknowledged:
