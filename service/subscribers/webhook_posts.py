@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -19,6 +20,53 @@ if TYPE_CHECKING:
 
 TIMEOUT: Final = 10.0
 MAX_RESPONSE_BYTES: Final = 4096
+# Past this many clients, those unused for a while are closed (none is in use then:
+# an attempt lasts at most TIMEOUT).
+CLIENTS_KEPT: Final = 256
+CLIENT_IDLE_S: Final = 3 * TIMEOUT
+
+
+class Clients:
+    """A keep-alive HTTP client for each subscription in delivery.
+
+    A pool shared by all would look over every one of its connections at each request
+    (httpcore checks each for expiry, a system call apiece); a subscription's own
+    pool holds the connection its deliveries, one at a time, go over. No redirects,
+    no proxies from the environment: only the pinned address. One TLS context serves
+    them all.
+    """
+
+    def __init__(self) -> None:
+        self._tls = httpx.create_ssl_context(trust_env=False)
+        self._clients: dict[UUID, tuple[httpx.AsyncClient, float]] = {}  # and when last taken
+
+    async def of(self, subscription: UUID) -> httpx.AsyncClient:
+        """The client of `subscription`, made on first use."""
+        now = time.monotonic()
+        known = self._clients.pop(subscription, None)  # put back last: oldest first
+        client = known[0] if known else self._new()
+        self._clients[subscription] = (client, now)
+        if known is None and len(self._clients) > CLIENTS_KEPT:
+            await self._close_idle(now - CLIENT_IDLE_S)
+        return client
+
+    def _new(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=TIMEOUT, follow_redirects=False, trust_env=False, verify=self._tls
+        )
+
+    async def _close_idle(self, before: float) -> None:
+        for subscription, (client, used) in list(self._clients.items()):
+            if used >= before:
+                return
+            del self._clients[subscription]
+            await client.aclose()
+
+    async def close(self) -> None:
+        """Close every client and its connections."""
+        clients, self._clients = self._clients, {}
+        for client, _ in clients.values():
+            await client.aclose()
 
 
 class Outcome(msgspec.Struct, frozen=True):

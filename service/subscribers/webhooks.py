@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID, uuid4
 
 import asyncpg
-import httpx
 
 from service.log.doorbell import cancel
 from service.log.store import head_position
@@ -47,7 +46,7 @@ from service.subscribers.webhook_leases import (
     superseded,
 )
 from service.subscribers.webhook_messages import wants
-from service.subscribers.webhook_posts import TIMEOUT, Outcome, post
+from service.subscribers.webhook_posts import Clients, Outcome, post
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -97,9 +96,7 @@ class Deliverer:
     ) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
         self._changes = changes or StandingChanges()  # shared with the standings stream
-        # No redirects, no proxies from the environment: only the pinned address.
-        # Connections are kept alive between deliveries to the same address.
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+        self._clients = Clients()  # keep-alive connections, a subscription's own
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(WORKERS)
@@ -127,7 +124,7 @@ class Deliverer:
             await cancel(task)
         self._tasks = []
         await self._acks.stop()
-        await self._client.aclose()
+        await self._clients.close()
         if self._leases:  # let another process take them over now, not when they run out
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -195,7 +192,8 @@ class Deliverer:
         """
         message = claim.message
         body = message.body()
-        outcome = await post(self._client, self._settings, claim.row, str(message.id), body)
+        client = await self._clients.of(claim.row["id"])
+        outcome = await post(client, self._settings, claim.row, str(message.id), body)
         return await self._record(claim, outcome)
 
     async def ping(self, row: asyncpg.Record) -> Outcome:
@@ -203,7 +201,8 @@ class Deliverer:
         lease, signed like its deliveries; nothing is recorded."""
         message_id = uuid4()
         body = ping_event(message_id, row["id"], row["position"])
-        return await post(self._client, self._settings, row, str(message_id), body)
+        client = await self._clients.of(row["id"])
+        return await post(client, self._settings, row, str(message_id), body)
 
     async def claim(self) -> Claim | None:
         """Lease the next event of a due subscription (None when none is due)."""
