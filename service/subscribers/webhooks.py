@@ -35,6 +35,7 @@ from service.log.store import head_position
 from service.projections.standing_changes import StandingChanges
 from service.subscribers.cloud_events import ping_event
 from service.subscribers.webhook_acks import Acknowledged, Acknowledgements
+from service.subscribers.webhook_connections import Connections
 from service.subscribers.webhook_leases import (
     BACKOFF,
     BOUND,
@@ -46,7 +47,7 @@ from service.subscribers.webhook_leases import (
     superseded,
 )
 from service.subscribers.webhook_messages import wants
-from service.subscribers.webhook_posts import Clients, Outcome, post
+from service.subscribers.webhook_posts import Outcome, post
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -96,7 +97,7 @@ class Deliverer:
     ) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
         self._changes = changes or StandingChanges()  # shared with the standings stream
-        self._clients = Clients()  # keep-alive connections, a subscription's own
+        self._connections = Connections()  # keep-alive, a subscription's own
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(WORKERS)
@@ -124,7 +125,7 @@ class Deliverer:
             await cancel(task)
         self._tasks = []
         await self._acks.stop()
-        await self._clients.close()
+        await self._connections.close()
         if self._leases:  # let another process take them over now, not when they run out
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -192,8 +193,7 @@ class Deliverer:
         """
         message = claim.message
         body = message.body()
-        client = await self._clients.of(claim.row["id"])
-        outcome = await post(client, self._settings, claim.row, str(message.id), body)
+        outcome = await post(self._connections, self._settings, claim.row, str(message.id), body)
         return await self._record(claim, outcome)
 
     async def ping(self, row: asyncpg.Record) -> Outcome:
@@ -201,8 +201,7 @@ class Deliverer:
         lease, signed like its deliveries; nothing is recorded."""
         message_id = uuid4()
         body = ping_event(message_id, row["id"], row["position"])
-        client = await self._clients.of(row["id"])
-        return await post(client, self._settings, row, str(message_id), body)
+        return await post(self._connections, self._settings, row, str(message_id), body)
 
     async def claim(self) -> Claim | None:
         """Lease the next event of a due subscription (None when none is due)."""
