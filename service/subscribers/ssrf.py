@@ -18,6 +18,7 @@ calls ::127.0.0.1, fec0::/10 and 64:ff9b:1::/48 global, hence the tables.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from typing import Final
@@ -106,6 +107,7 @@ def forbidden(address: IPAddress) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # a subscription's URL is parsed once, not every delivery
 def parse(url: str) -> httpx.URL:
     """The URL as httpx will use it; 422 unless it is http(s) with a host."""
     try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -34,11 +36,19 @@ class Outcome(msgspec.Struct, frozen=True):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def signing_secrets(settings: Settings, row: asyncpg.Record) -> list[str]:
+def signing_secrets(settings: Settings, row: asyncpg.Record) -> tuple[str, ...]:
     """The secrets a delivery is signed with: the current one, and the one it replaced
     while that is still honoured (the row's `previous_secret` is null once it is not)."""
-    stored = [row["secret"], row["previous_secret"]]
-    return [unseal(settings.key_secret, row["id"], sealed) for sealed in stored if sealed]
+    stored = (row["secret"], row["previous_secret"])
+    return _unsealed(settings.key_secret, row["id"], stored)
+
+
+@functools.lru_cache(maxsize=1024)
+def _unsealed(
+    key_secret: str, subscription: UUID, stored: tuple[str | None, ...]
+) -> tuple[str, ...]:
+    # Opened once a subscription, not at every delivery: a new secret is a new stored value.
+    return tuple(unseal(key_secret, subscription, sealed) for sealed in stored if sealed)
 
 
 async def post(
