@@ -1,7 +1,8 @@
-"""A subscription's lease on its next message: claimed, renewed, and the attempt recorded.
+"""A subscription's lease on its next message: claimed, renewed, and a failed attempt recorded.
 
-Each of these runs inside a short transaction the caller holds; the POST
-between claim and record holds none.
+Each statement here runs inside a short transaction the caller holds; the POST
+between claim and record holds none. An acknowledged attempt is recorded, and the
+lease renewed for the message `following` finds, by webhook_acks' one statement.
 
 A subscription's cursor is `position` (every event up to it is done) and `part`
 (how many messages of the next event were acknowledged: an event may bring

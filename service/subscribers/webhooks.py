@@ -3,7 +3,9 @@
 A subscription's next event is claimed with a lease: a short transaction (FOR
 UPDATE SKIP LOCKED, so processes share the work) marks it leased until a while
 from now. The POST is made with no transaction open, and its outcome recorded
-in a second short transaction only while the lease is still ours. So one
+only while the lease is still ours: an acknowledgement in one statement, which
+the acknowledgements of other subscriptions waiting at that moment share, a
+failure in a short transaction. So one
 subscription is never delivered to twice at once and gets its events in log
 order, at least once: a crashed worker's lease runs out and another takes
 over. Once a message is acknowledged, the lease goes on to the next message
@@ -15,8 +17,9 @@ are pruned in the background.
 
 What is sent for an event (the event, the standings it changed) is
 webhook_messages', the body and its signature cloud_events', the POST
-webhook_posts', and the lease's statements webhook_leases'; here is the worker
-that runs them.
+webhook_posts' (over a subscription's keep-alive connection, webhook_connections'),
+the lease's statements webhook_leases', and the acknowledgements' webhook_acks';
+here is the worker that runs them.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ if TYPE_CHECKING:
     from service.log.doorbell import Bell
 
 log = logging.getLogger("legation.webhooks")
-# Deliveries in flight at once per process; each holds a subscription, no connection.
-WORKERS: Final = 16
+# Deliveries in flight at once per process; each holds a subscription, no database connection
+# (more than 16: twenty busy subscriptions took turns, a page of the log each).
+WORKERS: Final = 32
 
 # One round trip, outside any transaction: most doorbell rings find nothing due,
 # and where no subscription is active at all the next rings need not ask for a while.
