@@ -60,7 +60,7 @@ WITH given AS (
                             latency_ms, message_id, type)
     SELECT id, event_id, position, attempt, status_code, latency_ms, message_id, type FROM held
 )
-SELECT h.id, h.current, m.renewed FROM held h JOIN moved m USING (id)
+SELECT h.id, h.lease, h.current, m.renewed FROM held h JOIN moved m USING (id)
 """
 
 
@@ -80,8 +80,10 @@ class Recorded(msgspec.Struct, frozen=True):
     renewed: bool
 
 
-async def acknowledged(conn: Connection, acks: list[Acknowledged]) -> dict[UUID, Recorded]:
-    """Record acknowledged attempts, at most one a subscription; by subscription, those
+async def acknowledged(
+    conn: Connection, acks: list[Acknowledged]
+) -> dict[tuple[UUID, UUID], Recorded]:
+    """Record acknowledged attempts, at most one a lease; by subscription and lease, those
     whose lease was still held (the others' were taken over, and their outcome is not
     recorded)."""
     columns: list[list[Any]] = [[] for _ in range(14)]
@@ -110,7 +112,9 @@ async def acknowledged(conn: Connection, acks: list[Acknowledged]) -> dict[UUID,
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     rows = await conn.fetch(ACKNOWLEDGED, *columns, LEASE)
-    return {row["id"]: Recorded(row["current"], row["renewed"]) for row in rows}
+    # By subscription and lease: an attempt whose lease ran out and was taken anew by this
+    # same process may wait in the batch beside the new holder's.
+    return {(row["id"], row["lease"]): Recorded(row["current"], row["renewed"]) for row in rows}
 
 
 class Acknowledgements:
@@ -154,5 +158,5 @@ class Acknowledgements:
                 continue
             for ack, done in batch:
                 if not done.done():
-                    done.set_result(recorded.get(ack.claim.row["id"]))
+                    done.set_result(recorded.get((ack.claim.row["id"], ack.claim.lease)))
         self._writer = None

@@ -99,6 +99,9 @@ class Connections:
             raise
         if reusable:
             conn.idle_since = time.monotonic()
+            # A ping beside a delivery has a connection of its own: one is kept.
+            if (other := self._idle.pop(subscription, None)) is not None:
+                other.close()
             self._idle[subscription] = conn
             self._close_oldest()
         else:
