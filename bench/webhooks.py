@@ -195,12 +195,14 @@ class Receiver:
     port: int = 0  # known once listening
     inboxes: dict[bytes, Inbox] = field(default_factory=dict)
     unknown: int = 0
+    connections: int = 0  # accepted so far: keep-alive makes few
     handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.handlers[task] = writer
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -216,7 +218,7 @@ class Receiver:
                 else:
                     inbox.take(head, body)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass  # closed (ValueError: no content-length, which httpx always sends)
+            pass  # closed (ValueError: no content-length, which every delivery has)
         finally:
             writer.close()
 
@@ -244,6 +246,7 @@ class Run:
     duplicates: int
     verified: int
     bad_signatures: int
+    connections: int
 
     @property
     def per_s(self) -> float:
@@ -289,7 +292,7 @@ async def _deliver(server: Server, receiver: Receiver, paths: list[str], reports
         server.port, "POST", "/v1/incidents:batch", b" 201 ", b"\n".join([INCIDENT] * reports)
     )
     await _projected(server.port)
-    cpu = cpu_seconds(server.pid)
+    cpu, connections = cpu_seconds(server.pid), receiver.connections
     started = time.monotonic()
     for subscription in ids:
         await _active(server.port, subscription, active=True)
@@ -314,6 +317,7 @@ async def _deliver(server: Server, receiver: Receiver, paths: list[str], reports
         duplicates=sum(inbox.duplicates for inbox in inboxes),
         verified=sum(len(inbox.samples) for inbox in inboxes),
         bad_signatures=sum(_verified(inbox) for inbox in inboxes),
+        connections=receiver.connections - connections,
     )
 
 
@@ -391,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             f"{'  out of order / duplicates':<42} {run.out_of_order} / {run.duplicates}; "
-            f"signatures verified {run.verified}, bad {run.bad_signatures}"
+            f"signatures verified {run.verified}, bad {run.bad_signatures}; "
+            f"connections opened {run.connections}"
         )
         failures += run.out_of_order + run.bad_signatures
     merge_results(rows)
