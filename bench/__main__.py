@@ -1,4 +1,4 @@
-"""Every bench in turn: append, ingest, read, standby, then subscribe (what `make bench` runs).
+"""Every bench in turn: append, ingest, read, standby, subscribe, webhooks (`make bench`).
 
 Run: python -m bench [--seconds N] [--quick]
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import append, ingest, read, standby, subscribe
+from bench import append, ingest, read, standby, subscribe, webhooks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,9 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
         if status := run(shared):
             return status
-    # subscribe takes no --seconds: its length is set by its clients and appends.
-    print()
-    return subscribe.main(["--quick"] if args.quick else [])
+    # subscribe and webhooks take no --seconds: their length is set by what they send.
+    for run in (subscribe.main, webhooks.main):
+        print()
+        if status := run(["--quick"] if args.quick else []):
+            return status
+    return 0
 
 
 if __name__ == "__main__":

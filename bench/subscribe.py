@@ -5,13 +5,9 @@ asyncio protocols in this uvloop process (one connection each, `?after=<head>`);
 POST /v1/incidents, one every ~20 ms on a separate connection. Latency is each client's
 receive time of an event's `id:` line minus the time just before its POST was sent, so it
 includes the POST round trip. Every client must receive every position, in order. CPU
-seconds of the server and of the clients are reported per delivery.
-
-Then webhook throughput on the same server (started with LEGATION_WEBHOOK_ALLOW_PRIVATE):
-a minimal HTTP receiver in this process answers 200 to every request; one subscription
-from the log head; one POST /v1/incidents:batch of W reports; deliveries/s is W over the
-time from the batch response until the receiver has counted W deliveries.
-Run: python -m bench.subscribe [--quick] [--clients N] [--appends M] [--webhooks W]
+seconds of the server and of the clients are reported per delivery. (Webhooks:
+bench/webhooks.py.)
+Run: python -m bench.subscribe [--quick] [--clients N] [--appends M]
 """
 
 from __future__ import annotations
@@ -32,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -50,8 +46,6 @@ from bench.common import (
 
 DEFAULT_CLIENTS, QUICK_CLIENTS = 5_000, 500
 DEFAULT_APPENDS, QUICK_APPENDS = 200, 50
-DEFAULT_WEBHOOKS, QUICK_WEBHOOKS = 2_000, 300
-WEBHOOK_TIMEOUT_S = 120.0
 INTERVAL_S = 0.020
 CONNECTING = 100  # clients opening at once
 SETUP_TIMEOUT_S = 120.0
@@ -110,7 +104,6 @@ def legation(dsn: str, log: Path) -> Iterator[Server]:
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
-        "LEGATION_WEBHOOK_ALLOW_PRIVATE": "true",
         "LEGATION_RATE_LIMIT": "0",
         # Every client of the bench comes from this one address, and there may be more
         # than the caps let in by default.
@@ -390,97 +383,6 @@ def _latencies(subscribers: list[Client], sent: dict[int, float]) -> tuple[list[
     return latencies, missed, disordered
 
 
-# --- Webhooks ---------------------------------------------------------------------------
-
-
-async def _request(
-    port: int, method: str, path: str, content_type: str, body: bytes
-) -> tuple[bytes, bytes]:
-    """One request on its own connection (closed after): status line and body."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    try:
-        writer.write(
-            f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n"
-            f"{_auth_lines()}"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        status = await reader.readline()
-        while await reader.readline() not in (b"\r\n", b""):
-            pass
-        return status, await reader.read()
-    finally:
-        writer.close()
-
-
-@dataclass
-class Receiver:
-    """Counts requests; `done` is set once `want` have arrived."""
-
-    want: int
-    count: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.handlers[task] = writer
-        try:
-            while await reader.readline():  # the request line; b"" at EOF
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
-                self.count += 1
-                if self.count >= self.want:
-                    self.done.set()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-
-async def _webhooks(port: int, reports: int) -> float:
-    """Deliveries per second of `reports` appended at once to one subscription."""
-    receiver = Receiver(reports)
-    hooks = await asyncio.start_server(receiver.serve, HOST, 0)
-    try:
-        hook_port = hooks.sockets[0].getsockname()[1]
-        status, body = await _request(port, "GET", "/ready", "text/plain", b"")
-        head = json.loads(body).get("log_head", 0)
-        subscription = json.dumps({"url": f"http://{HOST}:{hook_port}/hooks", "after": head})
-        status, body = await _request(
-            port, "POST", "/v1/subscriptions", "application/json", subscription.encode()
-        )
-        if b" 201 " not in status:
-            raise RuntimeError(f"subscription answered {status!r} {body[:300]!r}")
-        batch = b"\n".join([INCIDENT] * reports) + b"\n"
-        status, body = await _request(
-            port, "POST", "/v1/incidents:batch", "application/x-ndjson", batch
-        )
-        started = time.monotonic()
-        if b" 201 " not in status:
-            raise RuntimeError(f"batch answered {status!r} {body[:300]!r}")
-        try:
-            await asyncio.wait_for(receiver.done.wait(), WEBHOOK_TIMEOUT_S)
-        except TimeoutError:
-            raise RuntimeError(
-                f"{receiver.count} of {reports} webhooks delivered in {WEBHOOK_TIMEOUT_S:g} s"
-            ) from None
-        return reports / (time.monotonic() - started)
-    finally:
-        hooks.close()
-        for writer in receiver.handlers.values():
-            writer.close()  # the handler then reads EOF and returns
-        await asyncio.gather(*receiver.handlers, return_exceptions=True)
-        await hooks.wait_closed()
-
-
 # --- Report -----------------------------------------------------------------------------
 
 
@@ -495,9 +397,6 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", type=int, help=f"SSE clients ({DEFAULT_CLIENTS:,})")
     parser.add_argument("--appends", type=int, help=f"appends ({DEFAULT_APPENDS})")
-    parser.add_argument(
-        "--webhooks", type=int, help=f"reports in the webhook batch ({DEFAULT_WEBHOOKS:,})"
-    )
     return parser.parse_args(argv)
 
 
@@ -505,7 +404,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     clients = args.clients or (QUICK_CLIENTS if args.quick else DEFAULT_CLIENTS)
     appends = args.appends or (QUICK_APPENDS if args.quick else DEFAULT_APPENDS)
-    webhooks = args.webhooks or (QUICK_WEBHOOKS if args.quick else DEFAULT_WEBHOOKS)
     _raise_nofile()
     started = time.monotonic()
     with (
@@ -515,21 +413,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         head = _ready(f"http://{HOST}:{srv.port}/ready") or 0
         outcome = uvloop.run(_measure(srv, head, clients, appends))
-        deliveries_per_s = uvloop.run(_webhooks(srv.port, webhooks))
     p50 = percentile(outcome.latencies_ms, 0.50) or 0.0
     p99 = percentile(outcome.latencies_ms, 0.99) or 0.0
     rows = [
         Row("sse_latency_p50", p50, "ms"),
         Row("sse_latency_p99", p99, "ms"),
         Row("sse_server_rss", outcome.rss_mb, "MB"),
-        Row("webhook_deliveries_per_s", deliveries_per_s, "deliveries/s"),
     ]
     title = (
         f"SSE fan-out: {clients:,} clients, {appends} appends {INTERVAL_S * 1000:g} ms apart; "
         f"latency = receipt - POST send (includes the POST round trip); "
         f"clients connected in {outcome.connect_s:.1f} s, appends took "
         f"{outcome.append_s:.1f} s, drained in {outcome.drain_s:.1f} s; "
-        f"webhooks: {webhooks:,} reports in one batch to one subscription; "
         f"run took {time.monotonic() - started:.0f} s"
     )
     print_table(rows, title)

@@ -23,9 +23,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: int = logging.INFO, access_log: bool = False) -> None:
-    """Send every log record to stderr as JSON; the per-request access log only if asked."""
+    """Send every log record to stderr as JSON; the per-request access log only if asked.
+
+    httpx notes each request it makes (every webhook attempt) at INFO: that is an access
+    log too, of outgoing requests, and each attempt is in the deliveries table anyway."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(True)  # a library's warning is a log line too, not bare text
-    logging.getLogger("legation.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    for name in ("legation.access", "httpx"):
+        logging.getLogger(name).setLevel(logging.INFO if access_log else logging.WARNING)

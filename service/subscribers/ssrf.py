@@ -18,6 +18,7 @@ calls ::127.0.0.1, fec0::/10 and 64:ff9b:1::/48 global, hence the tables.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from typing import Final
@@ -75,6 +76,10 @@ class Pinned(msgspec.Struct, frozen=True):
     url: str
     host: str
     server_name: str | None
+    address: str  # what to connect to: the pinned address (the host when not pinned)
+    port: int
+    tls: bool
+    target: str  # the request line's: path and query
 
 
 def _refuse(message: str) -> UnsafeUrl:
@@ -102,6 +107,7 @@ def forbidden(address: IPAddress) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # a subscription's URL is parsed once, not every delivery
 def parse(url: str) -> httpx.URL:
     """The URL as httpx will use it; 422 unless it is http(s) with a host."""
     try:
@@ -121,9 +127,11 @@ async def pinned(url: str, allow_private: bool) -> Pinned:
     parsed = parse(url)
     host = parsed.host
     authority = parsed.netloc.decode("ascii").rpartition("@")[2]
+    tls = parsed.scheme == "https"
+    port = parsed.port or (443 if tls else 80)
+    path = parsed.raw_path.decode("ascii")
     if allow_private:
-        return Pinned(str(parsed), authority, None)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return Pinned(str(parsed), authority, None, host, port, tls, path)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
@@ -133,8 +141,8 @@ async def pinned(url: str, allow_private: bool) -> Pinned:
         if forbidden(address):
             raise _refuse(f"{host} resolves to {address}, which is not a public address")
     target = parsed.copy_with(host=str(addresses[0]))
-    server_name = host if parsed.scheme == "https" else None
-    return Pinned(str(target), authority, server_name)
+    server_name = host if tls else None
+    return Pinned(str(target), authority, server_name, str(addresses[0]), port, tls, path)
 
 
 async def check_url(url: str, allow_private: bool) -> None:

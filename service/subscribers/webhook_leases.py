@@ -1,7 +1,8 @@
-"""A subscription's lease on its next message: claimed, renewed, and the attempt recorded.
+"""A subscription's lease on its next message: claimed, renewed, and a failed attempt recorded.
 
-Each of these runs inside a short transaction the caller holds; the POST
-between claim and record holds none.
+Each statement here runs inside a short transaction the caller holds; the POST
+between claim and record holds none. An acknowledged attempt is recorded, and the
+lease renewed for the message `following` finds, by webhook_acks' one statement.
 
 A subscription's cursor is `position` (every event up to it is done) and `part`
 (how many messages of the next event were acknowledged: an event may bring
@@ -161,25 +162,35 @@ async def still_held(conn: Connection, claim: Claim) -> Held | None:
     return None if row is None else Held(row["active"], row["epoch"])
 
 
-async def renewed(conn: Connection, claim: Claim, changes: StandingChanges) -> Claim | None:
-    """Lease the next message of the page already read, if there is one."""
-    subscription, wanted = claim.row["id"], claim.wanted or wants(claim.row)
+class Next(msgspec.Struct, frozen=True):
+    """Where an acknowledged message leaves its lease: the next message of the page
+    already read (None when the page holds none), and the position passed to reach it."""
+
+    claim: Claim | None
+    passed: int
+
+
+async def following(conn: Connection | None, claim: Claim, changes: StandingChanges) -> Next:
+    """The next message of the page already read, for once `claim` is acknowledged.
+
+    `conn` is read from only for a subscription with the standings topic."""
+    wanted = claim.wanted or wants(claim.row)
     if claim.following:
         message, *rest = claim.following
-        await _renew(conn, claim, claim.live.event.position - 1)
-        return msgspec.structs.replace(
+        nxt = msgspec.structs.replace(
             claim, message=message, attempt=0, failing_since=None, following=tuple(rest)
         )
+        return Next(nxt, claim.live.event.position - 1)
     passed = claim.live.event.position
     for index, live in enumerate(claim.ahead):
         # An event alone needs no query: no coroutine per event of the page.
         if wanted.standings:
+            assert conn is not None, "the standings topic reads the standings' changes"
             sent = await messages(conn, live, wanted, changes)
         else:
             sent = event_message(live, wanted)
         if sent:
-            await _renew(conn, claim, passed)
-            return msgspec.structs.replace(
+            nxt = msgspec.structs.replace(
                 claim,
                 message=sent[0],
                 attempt=0,
@@ -187,41 +198,16 @@ async def renewed(conn: Connection, claim: Claim, changes: StandingChanges) -> C
                 following=tuple(sent[1:]),
                 ahead=claim.ahead[index + 1 :],
             )
+            return Next(nxt, passed)
         passed = live.event.position
-    await _advance(conn, subscription, passed)
-    return None
+    return Next(None, passed)
 
 
-async def _renew(conn: Connection, claim: Claim, passed: int) -> None:
-    await conn.execute(
-        "UPDATE subscriptions SET position = greatest(position, $2), lease = $3,"
-        " leased_until = now() + $4 WHERE id = $1",
-        claim.row["id"],
-        passed,
-        claim.lease,
-        LEASE,
-    )
-
-
-async def record(conn: Connection, claim: Claim, outcome: Outcome, retry_scale: float) -> None:
-    """Record the attempt, and move the subscription on, retry it later or deactivate it."""
-    message = claim.message
-    if outcome.acknowledged:
-        # Acknowledged within its event: the cursor stays before the event and counts it.
-        position, part = (
-            (message.position, 0) if message.last else (message.position - 1, message.index + 1)
-        )
-        await conn.execute(
-            "UPDATE subscriptions SET position = greatest(position, $2), part = $3, attempt = 0,"
-            " failing_since = NULL, next_attempt_at = now(), lease = NULL,"
-            " leased_until = NULL WHERE id = $1",
-            claim.row["id"],
-            position,
-            part,
-        )
-        retry_at = None
-    else:
-        retry_at = await _failed(conn, claim, claim.attempt + 1, outcome, retry_scale)
+async def record_failure(
+    conn: Connection, claim: Claim, outcome: Outcome, retry_scale: float
+) -> None:
+    """Record a failed attempt: retry the message later, or deactivate the subscription."""
+    retry_at = await _failed(conn, claim, claim.attempt + 1, outcome, retry_scale)
     await attempted(conn, claim, outcome, claim.attempt + 1, retry_at)
 
 

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 import asyncpg
-import httpx
 import msgspec
 
 from service.subscribers.cloud_events import signatures
 from service.subscribers.sealing import unseal
 from service.subscribers.ssrf import UnsafeUrl, pinned
+from service.subscribers.webhook_connections import BadAnswer, Connections
 
 if TYPE_CHECKING:
     from service.config import Settings
 
 TIMEOUT: Final = 10.0
-MAX_RESPONSE_BYTES: Final = 4096
+USER_AGENT: Final = "legation-webhooks"
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -34,52 +36,53 @@ class Outcome(msgspec.Struct, frozen=True):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def signing_secrets(settings: Settings, row: asyncpg.Record) -> list[str]:
+def signing_secrets(settings: Settings, row: asyncpg.Record) -> tuple[str, ...]:
     """The secrets a delivery is signed with: the current one, and the one it replaced
     while that is still honoured (the row's `previous_secret` is null once it is not)."""
-    stored = [row["secret"], row["previous_secret"]]
-    return [unseal(settings.key_secret, row["id"], sealed) for sealed in stored if sealed]
+    stored = (row["secret"], row["previous_secret"])
+    return _unsealed(settings.key_secret, row["id"], stored)
+
+
+@functools.lru_cache(maxsize=1024)
+def _unsealed(
+    key_secret: str, subscription: UUID, stored: tuple[str | None, ...]
+) -> tuple[str, ...]:
+    # Opened once a subscription, not at every delivery: a new secret is a new stored value.
+    return tuple(unseal(key_secret, subscription, sealed) for sealed in stored if sealed)
 
 
 async def post(
-    client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record, message_id: str, body: bytes
+    connections: Connections,
+    settings: Settings,
+    row: asyncpg.Record,
+    message_id: str,
+    body: bytes,
 ) -> Outcome:
     """POST `body` to the subscription `row`, within one deadline for the whole attempt."""
     now = int(time.time())
-    headers = {
-        "content-type": "application/cloudevents+json",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(now),
-        "webhook-signature": signatures(signing_secrets(settings, row), message_id, now, body),
-    }
+    signed = signatures(signing_secrets(settings, row), message_id, now, body)
     started = time.monotonic()
     try:
         # One deadline for the whole attempt: a receiver trickling bytes must
-        # not hold the subscription (and a pooled connection) for long.
+        # not hold the subscription (and its connection) for long.
         async with asyncio.timeout(TIMEOUT):
             target = await pinned(row["url"], settings.webhook_allow_private)
-            headers["host"] = target.host
-            extensions = {"sni_hostname": target.server_name} if target.server_name else {}
-            async with client.stream(
-                "POST", target.url, content=body, headers=headers, extensions=extensions
-            ) as response:
-                await _read_some(response)
-        code = response.status_code
+            head = (
+                f"POST {target.target} HTTP/1.1\r\nhost: {target.host}\r\n"
+                "content-type: application/cloudevents+json\r\n"
+                f"content-length: {len(body)}\r\nwebhook-id: {message_id}\r\n"
+                f"webhook-timestamp: {now}\r\nwebhook-signature: {signed}\r\n"
+                f"user-agent: {USER_AGENT}\r\n\r\n"
+            )
+            code = await connections.post(row["id"], target, head.encode("ascii"), body)
         status: int | None = code
         error = None if 200 <= code < 300 else f"answered {code}"
     except UnsafeUrl as exc:
         status, error = None, exc.detail
     except TimeoutError:
         status, error = None, f"no answer within {TIMEOUT:g} s"
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+    except asyncio.IncompleteReadError:
+        status, error = None, "the connection closed before a whole answer"
+    except (OSError, BadAnswer, ValueError) as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]
     return Outcome(status, int((time.monotonic() - started) * 1000), error)
-
-
-async def _read_some(response: httpx.Response) -> None:
-    # The body is not needed; a receiver must not make us read an endless one.
-    read = 0
-    async for chunk in response.aiter_bytes():
-        read += len(chunk)
-        if read >= MAX_RESPONSE_BYTES:
-            break

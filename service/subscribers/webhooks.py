@@ -3,7 +3,9 @@
 A subscription's next event is claimed with a lease: a short transaction (FOR
 UPDATE SKIP LOCKED, so processes share the work) marks it leased until a while
 from now. The POST is made with no transaction open, and its outcome recorded
-in a second short transaction only while the lease is still ours. So one
+only while the lease is still ours: an acknowledgement in one statement, which
+the acknowledgements of other subscriptions waiting at that moment share, a
+failure in a short transaction. So one
 subscription is never delivered to twice at once and gets its events in log
 order, at least once: a crashed worker's lease runs out and another takes
 over. Once a message is acknowledged, the lease goes on to the next message
@@ -15,8 +17,9 @@ are pruned in the background.
 
 What is sent for an event (the event, the standings it changed) is
 webhook_messages', the body and its signature cloud_events', the POST
-webhook_posts', and the lease's statements webhook_leases'; here is the worker
-that runs them.
+webhook_posts' (over a subscription's keep-alive connection, webhook_connections'),
+the lease's statements webhook_leases', and the acknowledgements' webhook_acks';
+here is the worker that runs them.
 """
 
 from __future__ import annotations
@@ -29,31 +32,34 @@ from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID, uuid4
 
 import asyncpg
-import httpx
 
 from service.log.doorbell import cancel
 from service.log.store import head_position
 from service.projections.standing_changes import StandingChanges
 from service.subscribers.cloud_events import ping_event
+from service.subscribers.webhook_acks import Acknowledged, Acknowledgements
+from service.subscribers.webhook_connections import Connections
 from service.subscribers.webhook_leases import (
     BACKOFF,
     BOUND,
     Claim,
     claim_next,
-    record,
-    renewed,
+    following,
+    record_failure,
     still_held,
     superseded,
 )
-from service.subscribers.webhook_posts import TIMEOUT, Outcome, post
+from service.subscribers.webhook_messages import wants
+from service.subscribers.webhook_posts import Outcome, post
 
 if TYPE_CHECKING:
     from service.config import Settings
     from service.log.doorbell import Bell
 
 log = logging.getLogger("legation.webhooks")
-# Deliveries in flight at once per process; each holds a subscription, no connection.
-WORKERS: Final = 16
+# Deliveries in flight at once per process; each holds a subscription, no database connection
+# (more than 16: twenty busy subscriptions took turns, a page of the log each).
+WORKERS: Final = 32
 
 # One round trip, outside any transaction: most doorbell rings find nothing due,
 # and where no subscription is active at all the next rings need not ask for a while.
@@ -95,13 +101,12 @@ class Deliverer:
     ) -> None:
         self._pool, self._doorbell, self._settings = pool, doorbell, settings
         self._changes = changes or StandingChanges()  # shared with the standings stream
-        # No redirects, no proxies from the environment: only the pinned address.
-        # Connections are kept alive between deliveries to the same address.
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+        self._connections = Connections()  # keep-alive, a subscription's own
         self._tasks: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(WORKERS)
         self._wake = asyncio.Event()
+        self._acks = Acknowledgements(pool)
         self._leases: set[UUID] = set()  # held by this process; given back at stop
         self._none_active_until = 0.0  # time.monotonic(); see NONE_ACTIVE_SECONDS
         self.delivered = 0
@@ -123,7 +128,8 @@ class Deliverer:
         for task in [*self._tasks, *self._deliveries]:
             await cancel(task)
         self._tasks = []
-        await self._client.aclose()
+        await self._acks.stop()
+        await self._connections.close()
         if self._leases:  # let another process take them over now, not when they run out
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -191,7 +197,7 @@ class Deliverer:
         """
         message = claim.message
         body = message.body()
-        outcome = await post(self._client, self._settings, claim.row, str(message.id), body)
+        outcome = await post(self._connections, self._settings, claim.row, str(message.id), body)
         return await self._record(claim, outcome)
 
     async def ping(self, row: asyncpg.Record) -> Outcome:
@@ -199,7 +205,7 @@ class Deliverer:
         lease, signed like its deliveries; nothing is recorded."""
         message_id = uuid4()
         body = ping_event(message_id, row["id"], row["position"])
-        return await post(self._client, self._settings, row, str(message_id), body)
+        return await post(self._connections, self._settings, row, str(message_id), body)
 
     async def claim(self) -> Claim | None:
         """Lease the next event of a due subscription (None when none is due)."""
@@ -236,22 +242,36 @@ class Deliverer:
 
     async def _record(self, claim: Claim, outcome: Outcome) -> Claim | None:
         # Should this fail, the lease stays in self._leases: stop() gives it back.
+        if not outcome.acknowledged:
+            await self._record_failure(claim, outcome)
+            self._leases.discard(claim.lease)
+            return None
+        if (claim.wanted or wants(claim.row)).standings:
+            async with self._pool.acquire() as conn:
+                after = await following(conn, claim, self._changes)
+        else:  # no query needed
+            after = await following(None, claim, self._changes)
+        recorded = await self._acks.record(Acknowledged(claim, outcome, after))
+        if recorded is None:  # run out and taken over: the other holder's outcome counts
+            log.warning("lease on subscription %s lost before recording", claim.row["id"])
+        else:
+            self._count(outcome)
+        if recorded is None or not recorded.renewed:
+            self._leases.discard(claim.lease)
+            return None
+        return after.claim
+
+    async def _record_failure(self, claim: Claim, outcome: Outcome) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             held = await still_held(conn, claim)
-            renewal = None
             if held is None:  # run out and taken over: the other holder's outcome counts
                 log.warning("lease on subscription %s lost before recording", claim.row["id"])
-            elif held.epoch != claim.row["epoch"]:  # changed meanwhile: start again from it
-                self._count(outcome)
+                return
+            self._count(outcome)
+            if held.epoch != claim.row["epoch"]:  # changed meanwhile: start again from it
                 await superseded(conn, claim, outcome)
             else:
-                self._count(outcome)
-                await record(conn, claim, outcome, self._settings.webhook_retry_scale)
-                if held.active and outcome.acknowledged:
-                    renewal = await renewed(conn, claim, self._changes)
-        if renewal is None:
-            self._leases.discard(claim.lease)
-        return renewal
+                await record_failure(conn, claim, outcome, self._settings.webhook_retry_scale)
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.acknowledged:
