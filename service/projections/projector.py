@@ -231,7 +231,13 @@ class Projector:
             async with self._pool.acquire() as conn:
                 position = await project_batch(conn, BATCH_SIZE)
             if position != self.position:
+                moved_by = position - self.position
                 self._moved(position)
+                if moved_by < BATCH_SIZE:
+                    # Caught up. A backlog goes on at once, but a trickle of appends
+                    # (one client writing) would cost a transaction and a durable
+                    # commit each: waiting a moment lets one transaction take several.
+                    await asyncio.sleep(LINGER)
                 continue
             if await self._doorbell.wait(POLL_INTERVAL):
                 # Under load the bell rings for every group commit; lingering a
