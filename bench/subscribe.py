@@ -97,8 +97,9 @@ def _auth_lines() -> str:
 
 
 @contextmanager
-def legation(dsn: str, log: Path) -> Iterator[Server]:
-    """`legation serve` on a free port with a raised open-file limit; SIGTERMed on exit."""
+def legation(dsn: str, log: Path, settings: dict[str, str] | None = None) -> Iterator[Server]:
+    """`legation serve` on a free port with a raised open-file limit and these `settings`
+    (environment variables) too; SIGTERMed on exit."""
     port = free_port()
     argv = [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port)]
     env = {
@@ -109,6 +110,7 @@ def legation(dsn: str, log: Path) -> Iterator[Server]:
         # than the caps let in by default.
         "LEGATION_MAX_STREAMS": "100000",
         "LEGATION_MAX_STREAMS_PER_ADDRESS": "100000",
+        **(settings or {}),
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -25,16 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +36,8 @@ import msgspec
 import uvloop
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bench.common import AUTH, Row, free_port, merge_results, print_table, scratch_database
+from bench.common import AUTH, Row, merge_results, print_table, scratch_database
+from bench.subscribe import Server, cpu_seconds, legation
 
 DEFAULT_WEBHOOKS, QUICK_WEBHOOKS = 2_000, 300
 DEFAULT_SUBSCRIPTIONS = 20
@@ -51,6 +46,8 @@ TIMEOUT_S = 120.0
 SAMPLE = 97  # every SAMPLE-th delivery of a subscription has its signature verified
 ONE_TARGET, MANY_TARGET = 400.0, 1_000.0
 HOST = "127.0.0.1"
+# The receiver is on loopback, which deliveries refuse unless told otherwise.
+PRIVATE_RECEIVERS = {"LEGATION_WEBHOOK_ALLOW_PRIVATE": "true"}
 INCIDENT = json.dumps(
     {
         "kind": "expulsion",
@@ -61,60 +58,6 @@ INCIDENT = json.dumps(
         "sources": [{"outlet": "AFP"}],
     }
 ).encode()
-
-
-# --- Server -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Server:
-    pid: int
-    port: int
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-@contextmanager
-def legation(dsn: str, log: Path) -> Iterator[Server]:
-    """`legation serve` on a free port, webhooks allowed to loopback; SIGTERMed on exit."""
-    port = free_port()
-    argv = [str(Path(sys.executable).parent / "legation"), "serve", "--port", str(port)]
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "LEGATION_WEBHOOK_ALLOW_PRIVATE": "true",
-        "LEGATION_RATE_LIMIT": "0",
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _ready(f"http://{HOST}:{port}/ready"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                raise RuntimeError(f"server not ready (exit {proc.returncode}):\n{tail}")
-            time.sleep(0.1)
-        yield Server(proc.pid, port)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds `pid` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _request(
@@ -369,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (
         scratch_database() as dsn,
         tempfile.TemporaryDirectory() as tmp,
-        legation(dsn, Path(tmp) / "legation.log") as srv,
+        legation(
+            dsn, Path(tmp) / "legation.log", {"LEGATION_WEBHOOK_ALLOW_PRIVATE": "true"}
+        ) as srv,
     ):
         one, many = uvloop.run(_measure(srv, webhooks, subscriptions, batch))
     rows = [
