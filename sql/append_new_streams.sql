@@ -43,14 +43,10 @@ BEGIN
         END IF;
         INSERT INTO events (position, id, stream, version, type, schema_version,
                             occurred_on, recorded_at, countries, data, metadata)
-        SELECT first + e.i - 1, e.id, e.stream,
-               row_number() OVER (PARTITION BY e.request ORDER BY e.i), e.type,
-               e.schema_version, e.occurred_on, at, string_to_array(e.countries, ','),
-               e.data, e.metadata
-          FROM unnest(p_request, p_stream, p_id, p_type, p_schema_version, p_occurred_on,
-                      p_countries, p_data, p_metadata) WITH ORDINALITY
-               AS e(request, stream, id, type, schema_version, occurred_on, countries,
-                    data, metadata, i);
+        SELECT first + e.i - 1, e.id, e.stream, e.n, e.type, e.schema_version,
+               e.occurred_on, at, e.countries, e.data, e.metadata
+          FROM batch_events(p_request, p_stream, p_expected, p_id, p_type, p_schema_version,
+                            p_occurred_on, p_countries, p_data, p_metadata) e;
         -- Only a doorbell: it is delivered at commit; readers re-read by position.
         PERFORM pg_notify('legation_events', (first + total - 1)::text);
         RETURN QUERY
