@@ -43,6 +43,7 @@ from bench.common import (
     print_table,
     scratch_database,
 )
+from bench.reports import INCIDENT
 
 DEFAULT_CLIENTS, QUICK_CLIENTS = 5_000, 500
 DEFAULT_APPENDS, QUICK_APPENDS = 200, 50
@@ -53,16 +54,6 @@ DRAIN_TIMEOUT_S = 15.0
 P99_TARGET_MS = 100.0
 RSS_TARGET_MB = 300.0
 HOST = "127.0.0.1"
-INCIDENT = json.dumps(
-    {
-        "kind": "expulsion",
-        "occurred_on": "2022-04-19",
-        "expelling": "RU",
-        "expelled": "NL",
-        "count": 15,
-        "sources": [{"outlet": "AFP"}],
-    }
-).encode()
 
 
 def _raise_nofile() -> None:

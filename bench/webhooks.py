@@ -37,6 +37,7 @@ import uvloop
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bench.common import AUTH, Row, merge_results, print_table, scratch_database
+from bench.reports import INCIDENT
 from bench.subscribe import Server, cpu_seconds, legation
 
 DEFAULT_WEBHOOKS, QUICK_WEBHOOKS = 2_000, 300
@@ -48,16 +49,6 @@ ONE_TARGET, MANY_TARGET = 400.0, 1_000.0
 HOST = "127.0.0.1"
 # The receiver is on loopback, which deliveries refuse unless told otherwise.
 PRIVATE_RECEIVERS = {"LEGATION_WEBHOOK_ALLOW_PRIVATE": "true"}
-INCIDENT = json.dumps(
-    {
-        "kind": "expulsion",
-        "occurred_on": "2022-04-19",
-        "expelling": "RU",
-        "expelled": "NL",
-        "count": 15,
-        "sources": [{"outlet": "AFP"}],
-    }
-).encode()
 
 
 async def _request(
