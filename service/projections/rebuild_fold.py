@@ -51,6 +51,9 @@ class Fold:
         no_stored_rows: dict[str, tuple[int, int]] = {}
         for event in events:
             key = event.stream
+            if event.version == 1 and key not in last_versions:
+                self._reported_only(event)  # most incidents: nothing to keep or close
+                continue
             before = states.pop(key, None)
             after = evolve(before, event)
             closed = changes.step(Transition(event, before, after), no_stored_rows)
@@ -64,6 +67,13 @@ class Fold:
                 self._version_rows.append(versions.copy_row(current))
         changes.new_rows.clear()  # each row is written once final, not kept
         self.position = events[-1].position
+
+    def _reported_only(self, event: FoldedEvent) -> None:
+        """The rows of an incident whose report is its only event up to the head."""
+        state = evolve(None, event)
+        self._incident_rows.append(incidents.copy_row(state, event.position))
+        version = versions.Version(state.id, event.position, None, event.position, state.incident)
+        self._version_rows.append(versions.copy_row(version))
 
     def take_rows(self) -> tuple[bytes, bytes]:
         """The incidents and incident_versions rows written since the last call."""
