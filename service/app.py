@@ -70,7 +70,6 @@ def create_app(settings: Settings) -> Litestar:
         state=State({**made, "api_keys": keys}),
         dependencies=DEPENDENCIES,
         exception_handlers={**EXCEPTION_HANDLERS, **DOMAIN_PROBLEMS},
-        middleware=[Edge(settings, metrics, answers)],
         before_request=Admission(Authorizer(settings, keys), names).before_request,
         openapi_config=openapi_config(),
         # Litestar's own logging config would replace the JSON one (service/ops/logs.py).
@@ -85,6 +84,9 @@ def create_app(settings: Settings) -> Litestar:
     )
     names.learn(app)
     refine(app)
+    # Around Litestar's exception handling, CORS and routing, not after them as its
+    # middleware would be: a remembered answer needs none of them (service/http/edge.py).
+    app.asgi_handler = Edge(settings, metrics, answers)(app.asgi_handler)
     return app
 
 

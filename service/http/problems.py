@@ -10,8 +10,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from service.http import request_ids
-
 # FieldError is the domain's; http modules name it from here, beside the problems.
 from service.incidents.errors import FieldError as FieldError
 from service.incidents.errors import field_error
@@ -138,15 +136,10 @@ def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respo
     return problem_response(InvalidInput(detail, errors=errors))
 
 
-def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
     problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
     problem.status, problem.title = exc.status_code, _title(exc.status_code)
     problem.slug = problem.title.lower().replace(" ", "-")
-    if not request_ids.request_id(request.scope):
-        # No route took the request (a path or method none answers, an id that is no
-        # UUID): the edge, a route's middleware, never saw it to give it its id.
-        given = request_ids.given(request.scope)
-        problem.headers["X-Request-ID"] = given or request_ids.new_id()
     return problem_response(problem)
 
 

@@ -124,7 +124,7 @@ async def test_every_answer_carries_a_request_id_that_reaches_the_event(client: 
 
 
 async def test_an_answer_no_route_gave_carries_a_request_id_too(client: Client) -> None:
-    # Routing refuses these before the edge sees them.
+    # Routing refuses these: the edge, outside routing, gives them their id all the same.
     for method, path in (("GET", "/v1/incidents/not-a-uuid"), ("PUT", "/v1/incidents")):
         refused = await client.request(method, path, headers={"X-Request-ID": "cms-req-43"})
         assert refused.status_code in (404, 405)
