@@ -8,7 +8,11 @@ and the tests, not silently). Cells hold what the JSON answer holds:
 - a `<name>_range` pair is two columns, `<name>_low` and `<name>_high`;
 - a list of codes, ids or labels is one cell joined by "; " (`FR; DE`);
 - sources are their outlets joined the same way, corrections their number;
-- null is an empty cell, booleans `true`/`false`, dates and instants as in JSON.
+- null is an empty cell, booleans `true`/`false`, dates and instants as in JSON;
+- text that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a
+  tab or a carriage return: a summary or an outlet as a newsroom typed it) starts with
+  `'`, which shows it as the text it is (OWASP's advice on CSV injection); numbers,
+  a negative balance included, are never changed.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from service.incidents.catalogue import Source
 from service.incidents.domain import CorrectionNote
 
 JOIN: Final = "; "
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 # The figures of a standing's groups are known by their own names (`?sort=balance`).
 UNPREFIXED: Final = frozenset({"expulsions", "sanctions", "territory"})
 LEADING: Final = ("id", "kind")  # first, wherever the type declares them
 # Lists of objects, each said in one cell.
 SUMMARIES: Final[dict[type[Any], Callable[[list[Any]], str]]] = {
-    Source: lambda sources: JOIN.join(source["outlet"] for source in sources),
+    Source: lambda sources: JOIN.join(_text(source["outlet"]) for source in sources),
     CorrectionNote: lambda notes: str(len(notes)),
 }
 Step = str | int  # a key into an object, or an index into a range
@@ -170,4 +175,6 @@ def _cell(item: dict[str, Any], column: Column) -> str:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return str(value)

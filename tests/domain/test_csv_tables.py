@@ -88,6 +88,21 @@ def test_cells_hold_what_the_json_holds_ranges_split_and_nulls_empty() -> None:
     assert dict(zip(header, second, strict=True))["shared"] == "false"
 
 
+def test_text_a_spreadsheet_would_run_as_a_formula_is_shown_as_text() -> None:
+    planted = [Source(outlet="=cmd|' /C calc'!A0"), Source(outlet="AFP")]
+    seen = Seen(-1, date(2022, 4, 5), (-2, None), ["FR"], Spot("@SUM(A1)", "+1"), planted, True)
+    starts = ("=", "+", "-", "@", "\t", "\r", "1")
+    heard = [Heard(2, date(2022, 4, 6), start + "1+1", False) for start in starts]
+    header, *cells = rows(Page([seen, *heard]))
+    first = dict(zip(header, cells[0], strict=True))
+    assert (first["spot_name"], first["spot_region"]) == ("'@SUM(A1)", "'+1")
+    assert first["sources"] == "'=cmd|' /C calc'!A0; AFP"
+    # Numbers are numbers, negative ones included: nothing is put before them.
+    assert (first["id"], first["count_low"]) == ("-1", "-2")
+    rumours = [dict(zip(header, row, strict=True))["rumour"] for row in cells[1:]]
+    assert rumours == ["'=1+1", "'+1+1", "'-1+1", "'@1+1", "'\t1+1", "'\r1+1", "11+1"]
+
+
 def test_an_empty_page_is_its_header_row() -> None:
     assert rows(Page([])) == [csv_tables.header(Page).split(",")]
 
