@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -29,6 +30,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     statement_cache_size: int = 100  # asyncpg's; 0 behind PgBouncer < 1.21 in transaction mode
     read_only: bool = False  # a replica of reads on a hot standby: no writes, no workers
     primary_url: str | None = None  # where a read-only server sends writers
+    # Where clients reach this API (scheme, host, any path prefix): CloudEvents' dataschema
+    # must be an absolute URI, so deliveries name their schema under it when it is set.
+    public_url: str | None = None
     standby_poll_seconds: float = 0.1  # how often a read-only server looks at what was replayed
     data_dir: Path | None = None
     host: str = "127.0.0.1"
@@ -121,6 +125,16 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+def _base_url(name: str, value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise InvalidSettings(
+            f"{name} must be an http(s) URL with a host and no query, such as"
+            f" https://legation.example.org, not {value!r}"
+        )
+    return value.strip().rstrip("/")
+
+
 def _optional_text(name: str, value: str) -> str | None:
     return value or None
 
@@ -138,6 +152,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "statement_cache_size": ("LEGATION_STATEMENT_CACHE_SIZE", _integer(0, 100_000)),
     "read_only": ("LEGATION_READ_ONLY", _flag),
     "primary_url": ("LEGATION_PRIMARY_URL", _optional_text),
+    "public_url": ("LEGATION_PUBLIC_URL", _base_url),
     "standby_poll_seconds": (
         "LEGATION_STANDBY_POLL_SECONDS",
         _decimal(0.01, 60, "a number of seconds"),

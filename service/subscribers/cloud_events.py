@@ -77,8 +77,9 @@ def _time(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
 
-def cloud_event(live: LiveEvent) -> bytes:
-    """One log event as a CloudEvent (sequence is the position, as CloudEvents' string)."""
+def cloud_event(live: LiveEvent, base: str = "") -> bytes:
+    """One log event as a CloudEvent (sequence is the position, as CloudEvents' string);
+    its dataschema under `base`, the API's public URL when one is configured."""
     event = live.event
     incident = event.stream.removeprefix("incident-")
     return _encoder.encode(
@@ -91,7 +92,7 @@ def cloud_event(live: LiveEvent) -> bytes:
             time=_time(event.recorded_at),
             sequence=str(event.position),
             datacontenttype="application/json",
-            dataschema=dataschema(event.type, event.schema_version),
+            dataschema=dataschema(event.type, event.schema_version, base),
             data=event.data,
         )
     )

@@ -69,10 +69,10 @@ class Message(msgspec.Struct, frozen=True):
         """The log position of the event it is about."""
         return self.live.event.position
 
-    def body(self) -> bytes:
-        """The CloudEvent it is sent as."""
+    def body(self, base: str = "") -> bytes:
+        """The CloudEvent it is sent as (a catalogue event's dataschema under `base`)."""
         return (
-            cloud_event(self.live)
+            cloud_event(self.live, base)
             if self.change is None
             else standing_event(self.live, self.change)
         )

@@ -196,7 +196,7 @@ class Deliverer:
         Gives back the subscription's next event when the lease was renewed for it.
         """
         message = claim.message
-        body = message.body()
+        body = message.body(self._settings.public_url or "")
         outcome = await post(self._connections, self._settings, claim.row, str(message.id), body)
         return await self._record(claim, outcome)
 

@@ -46,7 +46,16 @@ def envelope(entry: EventType) -> type[msgspec.Struct]:
         ("time", Annotated[datetime, Meta(description="When the event was recorded")]),
         ("sequence", Annotated[str, Meta(pattern=r"^[0-9]+$", description="The log position")]),
         ("datacontenttype", Literal["application/json"]),
-        ("dataschema", Annotated[str, Meta(description="GET it for `data`'s JSON Schema")]),
+        (
+            "dataschema",
+            Annotated[
+                str,
+                Meta(
+                    description="GET it for `data`'s JSON Schema"
+                    " (absolute under LEGATION_PUBLIC_URL)"
+                ),
+            ],
+        ),
         ("data", entry.data),
     ]
     doc = f"A delivery of a `{entry.name}` event: a CloudEvents 1.0 structured-mode body."
