@@ -25,6 +25,7 @@ from typing import Final
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.utils import normalize_path
 
 from service.config import Settings
 from service.http import rate_limits, request_ids
@@ -41,6 +42,7 @@ _POSITION: Final = b"legation-position"
 # A CORS request gets headers the CORS layer (inside this one) adds to that answer only.
 _NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime", b"origin"))
 ROUTES_KEPT: Final = 10_000
+_METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 EdgeKey = tuple[str, str, bytes, Representation | bytes]  # "edge", path, query, representation
 # (a chart's: the Accept header itself, which picks SVG or the specification)
 
@@ -58,7 +60,8 @@ class Edge:
         self.remembering = settings.public_reads
         self.answers = answers  # shared with the standings handlers
         # Which paths route to a remembering route: a kept answer is found before routing.
-        self._remembering_routes: dict[str, RouteMeta] = {}
+        # (with the route's template, for the metrics of what is replayed).
+        self._remembering_routes: dict[str, tuple[RouteMeta, str]] = {}
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         async def edge(scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,18 +84,19 @@ class Edge:
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, status: list[int]
     ) -> None:
         rid = request_ids.request_id(scope).encode()
-        wait = self._wait(scope)
+        # As routing will see it (`/health/` is `/health`); keys are made from it before and after.
+        path = normalize_path(scope["path"])
+        wait = self._wait(scope, path)
         if wait:
             status[0] = 429
             await _too_many(send, wait, rid)
             return
-        # Routing may rewrite the path: both keys are made from the one requested.
-        path = scope["path"]
         known = self._remembering_routes.get(path)
-        key = self._key(scope, path, known) if known else None
+        key = self._key(scope, path, known[0]) if known else None
         remembered = self._recall(key) if key else None
-        if remembered is not None:
+        if remembered is not None and known is not None:
             status[0] = 200
+            scope["path_template"] = known[1]  # measured as the route it stands for
             await _replay(send, remembered, rid)
             return
         start: list[HTTPResponseStartEvent] = []
@@ -117,8 +121,8 @@ class Edge:
         if kept:
             self._remember(kept, start[0], b"".join(chunks), generation)
 
-    def _wait(self, scope: Scope) -> float:
-        if self.buckets is None or scope["path"] in rate_limits.EXEMPT:
+    def _wait(self, scope: Scope, path: str) -> float:
+        if self.buckets is None or path in rate_limits.EXEMPT:
             return 0.0
         return max(self.buckets.wait(caller) for caller in rate_limits.callers(scope))
 
@@ -132,7 +136,7 @@ class Edge:
             return None
         if len(self._remembering_routes) >= ROUTES_KEPT:
             self._remembering_routes.clear()  # paths are many (one per country): relearnt
-        self._remembering_routes[path] = meta
+        self._remembering_routes[path] = meta, str(scope.get("path_template", path))
         return meta
 
     def _key(self, scope: Scope, path: str, meta: RouteMeta) -> EdgeKey | None:
@@ -176,7 +180,11 @@ class Edge:
 
     def _measure(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = str(scope.get("path_template") or "unmatched")
-        self.metrics.requests[(route, str(scope.get("method", "")), status)] += 1
+        # Requests no route took are measured too: a method no one serves is "OTHER",
+        # so that made-up methods cannot grow the metrics without bound.
+        method = str(scope.get("method", ""))
+        method = method if method in _METHODS else "OTHER"
+        self.metrics.requests[(route, method, status)] += 1
         self.metrics.latency[route].observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client")  # the forwarded one only from a trusted proxy

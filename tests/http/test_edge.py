@@ -40,3 +40,21 @@ async def test_a_remembered_read_still_needs_its_key(dsn: str, admin_key: str) -
         for _ in range(2):
             assert (await client.get("/v1/countries/RU", headers=keyed)).status_code == 200
         assert (await client.get("/v1/countries/RU")).status_code == 401
+
+
+async def test_replayed_answers_are_measured_as_their_route(dsn: str) -> None:
+    app = create_app(Settings(database_url=dsn, rate_limit=1, rate_burst=50))
+    async with AsyncTestClient(app=app) as client:
+        for path in ("/v1/countries/RU", "/v1/countries/RU/", "/v1/countries/RU"):
+            assert (await client.get(path)).status_code == 200  # the last two from memory
+        await client.request("BREW", "/v1/countries/RU")
+        # Exempt from the limit however the path is spelt, as routing reads it.
+        for _ in range(60):
+            assert (await client.get("/health/")).status_code == 200
+        text = (await client.get("/metrics")).text
+    route = 'route="/v1/countries/{code}"'
+    assert f'legation_http_requests_total{{{route},method="GET",status="200"}} 3' in text
+    assert f"legation_http_request_duration_seconds_count{{{route}}} 3" in text
+    assert 'route="unmatched",method="GET"' not in text
+    assert 'method="BREW"' not in text
+    assert 'route="unmatched",method="OTHER"' in text
