@@ -39,11 +39,11 @@ access_log = logging.getLogger("legation.access")
 _encoder = msgspec.json.Encoder()
 _POSITION: Final = b"legation-position"
 # A 304 depends on the copy the client holds; Accept-Datetime asks for another position.
-# A CORS request gets headers the CORS layer (inside this one) adds to that answer only.
-_NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime", b"origin"))
+_NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime"))
 ROUTES_KEPT: Final = 10_000
 _METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-EdgeKey = tuple[str, str, bytes, Representation | bytes]  # "edge", path, query, representation
+# "edge" (or "edge-cors" for a cross-origin request), path, query, representation
+EdgeKey = tuple[str, str, bytes, Representation | bytes]
 # (a chart's: the Accept header itself, which picks SVG or the specification)
 
 
@@ -142,19 +142,25 @@ class Edge:
     def _key(self, scope: Scope, path: str, meta: RouteMeta) -> EdgeKey | None:
         if scope.get("method") != "GET" or b"known_at" in scope["query_string"]:
             return None
-        accept = None
+        accept, origin, cookie = None, False, False
         for name, value in scope["headers"]:
             if name in _NOT_BY_URL:
                 return None  # the answer depends on the request, not only on the URL
             if name == b"accept" and accept is None:
                 accept = value
+            origin, cookie = origin or name == b"origin", cookie or name == b"cookie"
+        # The CORS layer (inside this one) adds headers to a cross-origin answer: the
+        # same for every origin ("*"), unless a cookie makes it name the origin.
+        if origin and cookie:
+            return None
+        kept = "edge-cors" if origin else "edge"
         if meta.answers:
-            return "edge", path, scope["query_string"], accept or b""  # SVG or spec
+            return kept, path, scope["query_string"], accept or b""  # SVG or spec
         # JSON and CSV answers of one URL are kept apart; a 406 is never kept.
         representation = choose(accept, meta.csv)
         if representation is None:
             return None
-        return "edge", path, scope["query_string"], representation
+        return kept, path, scope["query_string"], representation
 
     def _recall(self, key: EdgeKey) -> Remembered | None:
         # The projector advances the cache as it moves: what is kept is live.

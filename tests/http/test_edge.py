@@ -6,6 +6,7 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import Settings
+from service.projections.answer_cache import Remembered
 from tests.conftest import authorised
 from tests.factories import expulsion
 
@@ -58,3 +59,23 @@ async def test_replayed_answers_are_measured_as_their_route(dsn: str) -> None:
     assert 'route="unmatched",method="GET"' not in text
     assert 'method="BREW"' not in text
     assert 'route="unmatched",method="OTHER"' in text
+
+
+async def test_cross_origin_answers_are_kept_apart_with_their_cors_headers(dsn: str) -> None:
+    app = create_app(Settings(database_url=dsn))
+    url, origin = "/v1/countries/RU", {"Origin": "https://newsroom.example"}
+    async with AsyncTestClient(app=app) as client:
+        plain = [await client.get(url) for _ in range(2)]
+        cors = [await client.get(url, headers=origin) for _ in range(2)]
+        other = await client.get(url, headers={"Origin": "https://other.example"})
+        # A cookie makes the CORS layer name the origin: such answers are never kept.
+        cookie = await client.get(url, headers={**origin, "Cookie": "a=b"})
+    kept = app.state.answers
+    assert isinstance(kept.get(("edge", url, b"", "json")), Remembered)
+    assert isinstance(kept.get(("edge-cors", url, b"", "json")), Remembered)
+    assert all("access-control-allow-origin" not in answer.headers for answer in plain)
+    for answer in [*cors, other]:  # the second and the third from memory
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert answer.content == plain[0].content
+    assert cookie.headers["access-control-allow-origin"] == "https://newsroom.example"
+    assert cookie.headers["vary"] == "Origin"
