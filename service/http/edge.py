@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from typing import Final
 
@@ -40,6 +41,8 @@ _encoder = msgspec.json.Encoder()
 _POSITION: Final = b"legation-position"
 # A 304 depends on the copy the client holds; Accept-Datetime asks for another position.
 _NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime"))
+# What a Host header may hold (RFC 3986's host and port characters), as routing checks it.
+_HOST: Final = re.compile(rb"\A[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*\Z")
 ROUTES_KEPT: Final = 10_000
 _METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 # "edge" (or "edge-cors" for a cross-origin request), path, query, representation
@@ -148,6 +151,8 @@ class Edge:
                 return None  # the answer depends on the request, not only on the URL
             if name == b"accept" and accept is None:
                 accept = value
+            elif name == b"host" and not _HOST.match(value):
+                return None  # routing answers it 400, and so must a kept answer
             origin, cookie = origin or name == b"origin", cookie or name == b"cookie"
         # The CORS layer (inside this one) adds headers to a cross-origin answer: the
         # same for every origin ("*"), unless a cookie makes it name the origin.

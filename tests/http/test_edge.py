@@ -79,3 +79,12 @@ async def test_cross_origin_answers_are_kept_apart_with_their_cors_headers(dsn: 
         assert answer.content == plain[0].content
     assert cookie.headers["access-control-allow-origin"] == "https://newsroom.example"
     assert cookie.headers["vary"] == "Origin"
+
+
+async def test_a_kept_answer_is_not_given_to_a_request_routing_refuses(dsn: str) -> None:
+    app = create_app(Settings(database_url=dsn))
+    async with AsyncTestClient(app=app) as client:
+        for _ in range(2):
+            assert (await client.get("/v1/countries/RU")).status_code == 200
+        refused = await client.get("/v1/countries/RU", headers={"Host": "bad host"})
+    assert refused.status_code == 400
