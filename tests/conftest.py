@@ -6,6 +6,7 @@ started for the session (as `legation serve` does).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -17,12 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from alembic import command
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, Settings
 from service.http.keys import create_key
-from service.log.database import connect, create_pool, migrate
+from service.log.database import alembic_config, connect, create_pool, migrate
 from service.ops.embedded import EmbeddedPostgres
 
 
@@ -48,6 +50,22 @@ def data_dir() -> Iterator[Path]:
 def with_database(dsn: str, name: str) -> str:
     """The same server, another database."""
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+@contextlib.asynccontextmanager
+async def migrated_to(server_dsn: str, revision: str) -> AsyncIterator[str]:
+    """A database of its own migrated up to `revision` only (for what a later migration
+    does to rows an earlier schema held), dropped afterwards."""
+    name = f"legation_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        dsn = with_database(server_dsn, name)
+        command.upgrade(alembic_config(dsn), revision)
+        yield dsn
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

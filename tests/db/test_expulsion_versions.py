@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 from alembic import command
@@ -23,7 +22,7 @@ from service.log.envelope import NewEvent
 from service.log.store import append, head_position, read_all, read_stream
 from service.projections.projector import project_batch
 from service.projections.standings import At, standings
-from tests.conftest import with_database
+from tests.conftest import migrated_to
 
 BE_21 = uuid.uuid4()
 NL_15 = uuid.uuid4()
@@ -93,16 +92,8 @@ async def test_version_1_events_read_and_project_as_they_always_did(dsn: str) ->
 @pytest.fixture
 async def at_0010(server_dsn: str) -> AsyncIterator[str]:
     """A database migrated up to 0010: incident versions without ranges or joint parties."""
-    name = f"legation_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = with_database(server_dsn, name)
-    command.upgrade(alembic_config(dsn), "0010")
-    try:
+    async with migrated_to(server_dsn, "0010") as dsn:
         yield dsn
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 # The rows the projector of 0010 wrote for the log above: one per content.

@@ -7,7 +7,6 @@ the earlier migrations made, the database at head would differ from one at 0009.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from alembic import command
 
 from service.log.database import alembic_config
-from tests.conftest import with_database
+from tests.conftest import migrated_to
 
 SQL = Path(__file__).resolve().parents[2] / "sql"
 
@@ -39,23 +38,11 @@ async def functions(dsn: str) -> dict[str, tuple[Any, ...]]:
         await conn.close()
 
 
-async def on_server(server_dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def at_0009(server_dsn: str) -> AsyncIterator[str]:
     """A database migrated up to 0009 only: the functions as the old migrations made them."""
-    name = f"legation_test_{uuid.uuid4().hex[:12]}"
-    await on_server(server_dsn, f"CREATE DATABASE {name}")
-    dsn = with_database(server_dsn, name)
-    command.upgrade(alembic_config(dsn), "0009")
-    yield dsn
-    await on_server(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    async with migrated_to(server_dsn, "0009") as dsn:
+        yield dsn
 
 
 async def test_every_function_the_migrations_made_has_its_file() -> None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 from alembic import command
@@ -15,7 +14,7 @@ from alembic import command
 from service.incidents.domain import IncidentState, stream_name
 from service.log.database import alembic_config, connect
 from service.projections.incident_list import IncidentFilter, list_incidents, load_states
-from tests.conftest import with_database
+from tests.conftest import migrated_to
 
 AT = datetime(2022, 4, 19, 9, 30, tzinfo=UTC)
 
@@ -23,16 +22,8 @@ AT = datetime(2022, 4, 19, 9, 30, tzinfo=UTC)
 @pytest.fixture
 async def at_0012(server_dsn: str) -> AsyncIterator[str]:
     """A database migrated up to 0012: `incidents.state` is jsonb."""
-    name = f"legation_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = with_database(server_dsn, name)
-    command.upgrade(alembic_config(dsn), "0012")
-    try:
+    async with migrated_to(server_dsn, "0012") as dsn:
         yield dsn
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 def old_state(expelled: str, count_range: list[int | None] | None) -> dict[str, Any]:
