@@ -23,7 +23,8 @@ import asyncpg
 
 from service.config import settings_from_env
 from service.http.keys import create_key
-from service.log.database import connect, migrate
+from service.log.database import connect
+from service.log.migrations import migrate
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = Path(__file__).resolve().parent / "results.json"

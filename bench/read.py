@@ -37,7 +37,8 @@ from bench.common import (
     scratch_database,
     server,
 )
-from service.log.database import connect, migrate
+from service.log.database import connect
+from service.log.migrations import migrate
 from service.projections.rebuild import rebuild
 
 if TYPE_CHECKING:

@@ -43,7 +43,8 @@ from bench.common import (
 )
 from service.config import settings_from_env
 from service.http.keys import create_key
-from service.log.database import connect, migrate
+from service.log.database import connect
+from service.log.migrations import migrate
 from tests.clusters import Cluster, pgbouncer, pgbouncer_program, postgres_bin
 from tests.clusters import primary_and_standby as clusters
 

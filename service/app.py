@@ -38,9 +38,10 @@ from service.http.routes import (
 from service.http.routes.batch import batch_route
 from service.http.routes.options import allow_handlers
 from service.http.stream_limits import StreamSlots
-from service.log.database import create_pool, head_revisions
+from service.log.database import create_pool
 from service.log.doorbell import Doorbell
 from service.log.group_commit import GroupCommit
+from service.log.migrations import head_revisions
 from service.log.replay import ReplayBell
 from service.projections.answer_cache import AnswerCache
 from service.projections.projector import Projector

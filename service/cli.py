@@ -20,8 +20,9 @@ from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, InvalidSettings, Settings, settings_from_env
 from service.http.keys import InvalidKeyRequest, create_key, parse_scopes, revoke_key
 from service.http.stream_limits import raise_open_files
-from service.log.database import connect, create_pool, migrate
+from service.log.database import connect, create_pool
 from service.log.doorbell import Doorbell
+from service.log.migrations import migrate
 from service.ops import logs
 from service.ops.demo import load_demo
 from service.ops.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir

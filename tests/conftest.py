@@ -24,7 +24,8 @@ from litestar.testing import AsyncTestClient
 from service.app import create_app
 from service.config import DEFAULT_KEY_SECRET, Settings
 from service.http.keys import create_key
-from service.log.database import alembic_config, connect, create_pool, migrate
+from service.log.database import connect, create_pool
+from service.log.migrations import alembic_config, migrate
 from service.ops.embedded import EmbeddedPostgres
 
 

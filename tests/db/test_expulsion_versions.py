@@ -17,8 +17,9 @@ from alembic import command
 
 from service.incidents.catalogue import Expulsion
 from service.incidents.domain import fold, stream_name
-from service.log.database import alembic_config, connect
+from service.log.database import connect
 from service.log.envelope import NewEvent
+from service.log.migrations import alembic_config
 from service.log.store import append, head_position, read_all, read_stream
 from service.projections.projector import project_batch
 from service.projections.standings import At, standings

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from alembic import command
 
-from service.log.database import alembic_config
+from service.log.migrations import alembic_config
 from tests.conftest import migrated_to
 
 SQL = Path(__file__).resolve().parents[2] / "sql"

@@ -12,7 +12,8 @@ import pytest
 from alembic import command
 
 from service.incidents.domain import IncidentState, stream_name
-from service.log.database import alembic_config, connect
+from service.log.database import connect
+from service.log.migrations import alembic_config
 from service.projections.incident_list import IncidentFilter, list_incidents, load_states
 from tests.conftest import migrated_to
 

@@ -27,7 +27,7 @@ import pytest
 
 from service.http.headers import POSITION
 from service.incidents.domain import keyed_event_id
-from service.log.database import migrate
+from service.log.migrations import migrate
 from service.ops.embedded import EmbeddedPostgres
 from service.projections.projector import BATCH_SIZE
 from tests.conftest import make_key

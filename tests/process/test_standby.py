@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.log.database import migrate
+from service.log.migrations import migrate
 from service.projections.projector import PROJECTOR_LOCK
 from tests.clusters import Cluster, postgres_bin, primary_and_standby
 from tests.conftest import make_key

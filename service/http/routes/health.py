@@ -13,7 +13,7 @@ from litestar.openapi import ResponseSpec
 from service.http.metrics import Metrics, render
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
-from service.log.database import applied_revisions
+from service.log.migrations import applied_revisions
 from service.log.replay import replay_lag
 from service.log.store import head_position
 from service.projections.projector import checkpoint
