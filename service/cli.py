@@ -28,7 +28,7 @@ from service.ops.demo import load_demo
 from service.ops.embedded import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
 from service.ops.imports import count_lines, import_file
 from service.projections.projector import Projector
-from service.projections.rebuild import log_head, rebuild
+from service.projections.rebuild import MAX_PARTS, PARTS_FROM, log_head, rebuild
 
 GRACE_SECONDS = 10  # for requests in flight when SIGTERM comes
 log = logging.getLogger("legation")
@@ -196,8 +196,8 @@ def import_command(settings: Settings, path: Path) -> int:
     return 1 if summary.failed else 0
 
 
-def rebuild_command(settings: Settings) -> None:
-    """Rebuild the read models with a progress bar."""
+def rebuild_command(settings: Settings, parts: int | None) -> None:
+    """Rebuild the read models with a progress bar, folding in `parts` processes (None: default)."""
     with database(settings) as dsn:
         migrate(dsn)
         head = asyncio.run(log_head(dsn))
@@ -205,7 +205,7 @@ def rebuild_command(settings: Settings) -> None:
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task("rebuilding read models", total=max(head, 1))
             position = asyncio.run(
-                rebuild(dsn, on_progress=lambda done: bar.update(task, completed=done))
+                rebuild(dsn, lambda done: bar.update(task, completed=done), parts)
             )
             bar.update(task, completed=max(position, 1))
     print(f"rebuilt the read models from the log up to position {position}")
@@ -240,6 +240,13 @@ async def keys_command(dsn: str, args: argparse.Namespace, secret: str) -> int:
         await conn.close()
 
 
+def _positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legation", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -255,7 +262,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database to the newest revision")
     import_cmd = commands.add_parser("import", help="append the reports of an NDJSON file")
     import_cmd.add_argument("file", type=Path, help="one JSON report per line")
-    commands.add_parser("rebuild", help="rebuild every read model from the log")
+    rebuild_cmd = commands.add_parser("rebuild", help="rebuild every read model from the log")
+    rebuild_cmd.add_argument(
+        "--parts",
+        type=_positive,
+        metavar="N",
+        help="fold the log's streams in N processes at once (default: one per core, up to"
+        f" {MAX_PARTS}, from {PARTS_FROM:,} events; one below)",
+    )
     keys = commands.add_parser("keys", help="make, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make a key (printed once, on the last line)")
@@ -289,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             return import_command(settings, args.file)
         elif args.command == "rebuild":
-            rebuild_command(settings)
+            rebuild_command(settings, args.parts)
         elif args.command == "keys":
             with database(settings) as dsn:
                 migrate(dsn)

@@ -216,16 +216,20 @@ async def read_all(
 # took more than a third of a read.
 FOLDED_READ: Final = """
 SELECT position, stream, version, type, recorded_at, data
-  FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
+  FROM events WHERE position > $1 AND position <= $2 {streams} ORDER BY position LIMIT $3
 """
 LAST_POSITION: Final = 2**63 - 1
 
 
 async def read_folded(
-    conn: Connection, after: int, limit: int, up_to: int = LAST_POSITION
+    conn: Connection, after: int, limit: int, up_to: int = LAST_POSITION, streams: str = ""
 ) -> list[FoldedEvent]:
-    """Up to `limit` events after `after` (up to `up_to`) in position order, as folded."""
-    return [FoldedEvent(*row) for row in await conn.fetch(FOLDED_READ, after, up_to, limit)]
+    """Up to `limit` events after `after` (up to `up_to`) in position order, as folded.
+
+    `streams` is a further SQL condition on the events read (a rebuild's part of the streams).
+    """
+    query = FOLDED_READ.format(streams=streams)
+    return [FoldedEvent(*row) for row in await conn.fetch(query, after, up_to, limit)]
 
 
 async def head_position(conn: Connection) -> int:

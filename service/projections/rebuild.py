@@ -11,15 +11,18 @@ by renaming: a running projector waits, then carries on from the rebuilt
 checkpoint. The swap is announced on REBUILT_CHANNEL, so that running servers
 drop the answers they keep (service/projections/rebuild_watch.py).
 
-The fold is rebuild_fold's; here are the shadow tables, their loading and the swap.
+A large log folds in parts, each a share of the streams in a process of its
+own (rebuild_part). The fold is rebuild_fold's; here are the shadow tables,
+their loading and the swap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from service.log.database import connect
 from service.log.doorbell import REBUILT_CHANNEL
@@ -27,12 +30,14 @@ from service.log.store import head_position, read_folded
 from service.projections import copy_binary, versions
 from service.projections import incident_list as incidents
 from service.projections.projector import CHECKPOINT, project
-from service.projections.rebuild_fold import Fold, fold_into, fold_to_head
+from service.projections.rebuild_fold import WHOLE, fold_into, start_fold
+from service.projections.rebuild_part import fold_in_processes
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from service.projections.rebuild_fold import Chunks
+    from service.log.envelope import FoldedEvent
+    from service.projections.rebuild_fold import Chunks, Deliver, Part
 
     Connections = tuple[asyncpg.Connection[Any], ...]
 
@@ -42,6 +47,8 @@ PAGE: Final = 10_000
 RUNTIME_ROLE: Final = "legation_runtime"
 INDEX_MEMORY: Final = "256MB"
 COLUMNS: Final = (incidents.COLUMNS, versions.COLUMNS)  # of each read model, as COPY sends them
+PARTS_FROM: Final = 50_000  # events in the log; below, one process folds it all
+MAX_PARTS: Final = 4
 
 
 INDEXES = """
@@ -68,7 +75,7 @@ async def _create_shadow(conn: asyncpg.Connection[Any], table: str) -> list[str]
     return statements
 
 
-async def _load_shadow(conns: Connections, fold: Fold) -> None:
+async def _load_shadow(conns: Connections, folding: Folding) -> None:
     """Fresh tables in the shadow schema, filled as the log is folded, then indexed.
 
     The first connection reads the log, the others each COPY one table: the
@@ -83,9 +90,42 @@ async def _load_shadow(conns: Connections, fold: Fold) -> None:
                 conns[1:], READ_MODELS, COLUMNS, outlets, strict=True
             ):
                 tasks.create_task(_fill(conn, table, columns, outlet))
-            await fold_into(conns[0], fold, outlets)
+            await _fold_parts(conns[0], folding, outlets)
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
+
+
+class Folding(NamedTuple):
+    """What folding the log takes: up to where, in how many parts, and whom to tell."""
+
+    head: int
+    parts: int
+    dsn: str
+    on_progress: Callable[[int], None]
+
+
+async def _fold_parts(
+    conn: asyncpg.Connection[Any], folding: Folding, outlets: tuple[Chunks, Chunks]
+) -> None:
+    """Fold the log into the outlets: here if in one part, else a process for each part."""
+    reached = [0] * folding.parts  # each part's position: progress is the least of them
+
+    def deliver_for(part: Part) -> Deliver:
+        async def deliver(incident_rows: bytes, version_rows: bytes, position: int) -> None:
+            await outlets[0].put(incident_rows)
+            await outlets[1].put(version_rows)
+            reached[part.index] = position
+            folding.on_progress(min(reached))
+
+        return deliver
+
+    if folding.parts == 1:
+        fold = await start_fold(conn, folding.head, WHOLE)
+        await fold_into(conn, fold, deliver_for(WHOLE))
+    else:
+        await fold_in_processes(folding.dsn, folding.head, folding.parts, deliver_for)
+    for outlet in outlets:
+        await outlet.put(None)
 
 
 async def _fill(
@@ -119,32 +159,34 @@ async def _fill(
         await conn.execute(statement)
 
 
-async def _project_into_shadow(conn: asyncpg.Connection[Any], fold: Fold) -> int:
-    """One page of what was appended since the fold, into the shadow tables (in a transaction)."""
+async def _project_into_shadow(conn: asyncpg.Connection[Any], after: int) -> list[FoldedEvent]:
+    """One page of what was appended after `after`, projected into the shadow tables."""
     # The projector's own code, writing into the shadow tables.
     await conn.execute(f"SET LOCAL search_path = {SHADOW}, public")
-    events = await read_folded(conn, fold.position, PAGE)
+    events = await read_folded(conn, after, PAGE)
     if events:
         await project(conn, events)
-        fold.position = events[-1].position
-    return len(events)
+    return events
 
 
-async def _catch_up(conn: asyncpg.Connection[Any], fold: Fold) -> None:
+async def _catch_up(conn: asyncpg.Connection[Any], after: int) -> int:
     """Follow the log into the shadow tables without holding the live projector up."""
     while True:
         async with conn.transaction():
-            if await _project_into_shadow(conn, fold) < PAGE:
-                return
+            events = await _project_into_shadow(conn, after)
+        if events:
+            after = events[-1].position
+        if len(events) < PAGE:
+            return after
 
 
-async def _catch_up_and_swap(conn: asyncpg.Connection[Any], fold: Fold) -> None:
+async def _catch_up_and_swap(conn: asyncpg.Connection[Any], after: int) -> int:
     """Under the checkpoint lock: project the last few events, then swap the tables in."""
     await conn.fetchval(
         "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", CHECKPOINT
     )
-    while await _project_into_shadow(conn, fold):
-        pass
+    while events := await _project_into_shadow(conn, after):
+        after = events[-1].position
     for table in READ_MODELS:
         # Index names are per schema: the rebuilt ones keep the live names.
         await conn.execute(f"DROP TABLE public.{table}")
@@ -155,10 +197,11 @@ async def _catch_up_and_swap(conn: asyncpg.Connection[Any], fold: Fold) -> None:
         "UPDATE public.projection_checkpoints SET position = $2, updated_at = now()"
         " WHERE name = $1",
         CHECKPOINT,
-        fold.position,
+        after,
     )
     # Delivered at commit: every process drops the answers it computed from the old tables.
-    await conn.execute("SELECT pg_notify($1, $2)", REBUILT_CHANNEL, str(fold.position))
+    await conn.execute("SELECT pg_notify($1, $2)", REBUILT_CHANNEL, str(after))
+    return after
 
 
 async def _grant_runtime(conn: asyncpg.Connection[Any]) -> None:
@@ -168,24 +211,34 @@ async def _grant_runtime(conn: asyncpg.Connection[Any]) -> None:
         await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {RUNTIME_ROLE}")
 
 
-async def rebuild(dsn: str, on_progress: Callable[[int], None] = lambda position: None) -> int:
+def default_parts(head: int) -> int:
+    """A part per core for a large log; one for a log folded faster than a process starts."""
+    if head < PARTS_FROM:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_PARTS))
+
+
+async def rebuild(
+    dsn: str, on_progress: Callable[[int], None] = lambda position: None, parts: int | None = None
+) -> int:
     """Rebuild every read model from the log; the position the rebuilt models include.
 
     Folding and loading happen beside a running server, which keeps answering
     from the live tables; only the short catch-up and swap hold its projector.
+    The log's streams fold in `parts` parts at once (default_parts when None).
     """
     # The fold makes millions of objects, none in a cycle: the cyclic collector
     # would scan the states alive at the time, again and again, for nothing.
     gc.disable()
     conns = tuple([await connect(dsn) for _ in range(1 + len(READ_MODELS))])
     try:
-        fold = await fold_to_head(conns[0], on_progress)
-        await _load_shadow(conns, fold)
-        await _catch_up(conns[0], fold)
+        head = await head_position(conns[0])
+        await _load_shadow(conns, Folding(head, parts or default_parts(head), dsn, on_progress))
+        position = await _catch_up(conns[0], head)
         async with conns[0].transaction():
-            await _catch_up_and_swap(conns[0], fold)
-        on_progress(fold.position)
-        return fold.position
+            position = await _catch_up_and_swap(conns[0], position)
+        on_progress(position)
+        return position
     finally:
         gc.enable()
         for conn in conns:

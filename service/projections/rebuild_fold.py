@@ -8,12 +8,13 @@ still to come.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from service.incidents.domain import IncidentState, evolve
 from service.log.envelope import FoldedEvent
-from service.log.store import head_position, read_folded
+from service.log.store import read_folded
 from service.projections import incident_list as incidents
 from service.projections import versions
 from service.projections.versions import Changes, Transition
@@ -28,17 +29,41 @@ FOLD_PAGE: Final = 5_000
 # Which version of each stream is its last up to the head; a stream missing here
 # has one event. Up to there, each incident's rows are final and can be written.
 LAST_VERSIONS: Final = """
-SELECT stream, max(version) FROM events WHERE version > 1 AND position <= $1 GROUP BY stream
+SELECT stream, max(version) FROM events
+ WHERE version > 1 AND position <= $1 {streams} GROUP BY stream
 """
+# The rows one page of the fold made (incidents, incident_versions) and the position it reached.
+Deliver = Callable[[bytes, bytes, int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One of `count` disjoint sets of the log's streams, by a hash of their names.
+
+    An incident's rows depend on its own events only, so parts fold apart, each
+    in a process (and on a core) of its own.
+    """
+
+    index: int
+    count: int
+
+    @property
+    def streams(self) -> str:
+        """The SQL condition on `events` that keeps this part's streams."""
+        if self.count == 1:
+            return ""
+        # Integers, never text from outside: formatted into the query, not bound.
+        return f"AND (hashtext(stream) & 2147483647) % {self.count:d} = {self.index:d}"
+
+
+WHOLE: Final = Part(0, 1)
 
 
 class Fold:
     """The log up to a head folded with the projector's code, into COPY rows as each is final."""
 
-    def __init__(
-        self, head: int, last_versions: dict[str, int], on_progress: Callable[[int], None]
-    ) -> None:
-        self.head, self.position, self.on_progress = head, 0, on_progress
+    def __init__(self, head: int, part: Part, last_versions: dict[str, int]) -> None:
+        self.head, self.part, self.position = head, part, 0
         self._last_versions = last_versions
         self._states: dict[str, IncidentState] = {}  # by stream name: no UUID parsing
         self._changes = Changes()
@@ -88,24 +113,20 @@ class Fold:
         return len(self._states)
 
 
-async def _read(conn: asyncpg.Connection[Any], after: int, head: int) -> list[FoldedEvent]:
-    """The next page of events up to the head, as the fold reads them."""
-    return await read_folded(conn, after, FOLD_PAGE, head)
+async def _read(conn: asyncpg.Connection[Any], fold: Fold, after: int) -> list[FoldedEvent]:
+    """The next page of the part's events up to the head, as the fold reads them."""
+    return await read_folded(conn, after, FOLD_PAGE, fold.head, fold.part.streams)
 
 
-async def fold_into(
-    conn: asyncpg.Connection[Any], fold: Fold, outlets: tuple[Chunks, Chunks]
-) -> None:
-    """Fold the log up to the head, handing each page's rows to the tables' COPY."""
-    ahead = asyncio.create_task(_read(conn, fold.position, fold.head))
+async def fold_into(conn: asyncpg.Connection[Any], fold: Fold, deliver: Deliver) -> None:
+    """Fold the part's log up to the head, delivering each page's rows as they are made."""
+    ahead = asyncio.create_task(_read(conn, fold, fold.position))
     try:
         while events := await ahead:
-            ahead = asyncio.create_task(_read(conn, events[-1].position, fold.head))
+            ahead = asyncio.create_task(_read(conn, fold, events[-1].position))
             await asyncio.sleep(0)  # the next page's query goes out before the fold takes the CPU
             fold.apply(events)
-            for outlet, rows in zip(outlets, fold.take_rows(), strict=True):
-                await outlet.put(rows)
-            fold.on_progress(fold.position)
+            await deliver(*fold.take_rows(), fold.position)
     finally:
         ahead.cancel()
     if fold.unsettled:
@@ -114,12 +135,13 @@ async def fold_into(
             f"the log up to position {fold.head} changed while it was folded:"
             f" {fold.unsettled} incidents never reached their last event"
         )
-    for outlet in outlets:
-        await outlet.put(None)
 
 
-async def fold_to_head(conn: asyncpg.Connection[Any], on_progress: Callable[[int], None]) -> Fold:
-    """A fold of the log up to its current head (what comes later is caught up after)."""
-    head = await head_position(conn)
-    rows = await conn.fetch(LAST_VERSIONS, head)
-    return Fold(head, {row[0]: row[1] for row in rows}, on_progress)
+async def start_fold(conn: asyncpg.Connection[Any], head: int, part: Part) -> Fold:
+    """A fold of the part's streams up to `head` (what comes later is caught up after)."""
+    rows = await conn.fetch(LAST_VERSIONS.format(streams=part.streams), head)
+    if part.count > 1:
+        # The planner guesses a part's hash condition keeps 0.5 % of the rows, and
+        # would sort the whole log, or start parallel workers, for a page.
+        await conn.execute("SET enable_seqscan = off; SET max_parallel_workers_per_gather = 0")
+    return Fold(head, part, {row[0]: row[1] for row in rows})

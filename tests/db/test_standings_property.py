@@ -488,8 +488,11 @@ async def _check(
                 strict=True,
             ):
                 assert got == want, f"{what}\n{log}"
-            await rebuild(dsn)
-            assert await _answers(conn, head, at_n, as_of, log) == answers, f"rebuilt\n{log}"
+            # One example in four folds the log in parts, each in a process of its own.
+            parts = 2 if probe[0] % 4 == 0 else 1
+            await rebuild(dsn, parts=parts)
+            rebuilt = await _answers(conn, head, at_n, as_of, log)
+            assert rebuilt == answers, f"rebuilt in {parts} parts\n{log}"
         finally:
             await conn.close()
     finally:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service.ops.demo import load_demo
+from service.projections import rebuild_part
 from service.projections.projector import checkpoint, project_batch
 from service.projections.rebuild import rebuild
 from tests.factories import expulsion, territorial_control
@@ -26,8 +28,10 @@ async def snapshot(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
     return {name: [tuple(row) for row in await conn.fetch(sql)] for name, sql in TABLES.items()}
 
 
+# In one part the fold runs in the rebuild's own process; in three, each in one of its own.
+@pytest.mark.parametrize("parts", [1, 3])
 async def test_a_rebuild_gives_the_same_rows_as_the_live_projection(
-    dsn: str, client: AsyncTestClient[Any], pool: asyncpg.Pool[Any]
+    dsn: str, client: AsyncTestClient[Any], pool: asyncpg.Pool[Any], parts: int
 ) -> None:
     await load_demo(dsn)
     belgium = "/v1/incidents/5a1f4c2e-0b6d-4d8e-9a51-0c2f4e3d7b03"
@@ -44,7 +48,7 @@ async def test_a_rebuild_gives_the_same_rows_as_the_live_projection(
             pass
         live, indexes = await snapshot(conn), await conn.fetch(INDEXES)
         assert len(live["incident_versions"]) == 12  # 11 reports, a correction opens another
-    assert await rebuild(dsn) == head
+    assert await rebuild(dsn, parts=parts) == head
     async with pool.acquire() as conn:
         assert await snapshot(conn) == live
         assert await conn.fetch(INDEXES) == indexes
@@ -62,3 +66,21 @@ async def test_a_rebuild_under_a_running_server_hands_over_to_its_projector(
     )
     assert standing.status_code == 200
     assert standing.json()["expulsions"]["expelled_foreign_diplomats"] == 10
+
+
+async def test_a_part_that_fails_fails_the_rebuild_and_the_live_tables_stay(
+    dsn: str, pool: asyncpg.Pool[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await load_demo(dsn)
+    async with pool.acquire() as conn:
+        head = await project_batch(conn)
+        live = await snapshot(conn)
+    # The parts look for the DSN under their own name for it: under another, they find none.
+    monkeypatch.setattr(rebuild_part, "PART_DSN", "LEGATION_NOT_THE_PARTS_VARIABLE")
+    with pytest.raises(RuntimeError, match=r"part \d of 2 of the rebuild failed \(exit status 1\)"):
+        await rebuild(dsn, parts=2)
+    async with pool.acquire() as conn:
+        assert await snapshot(conn) == live
+        assert await checkpoint(conn) == head
+    monkeypatch.undo()
+    assert await rebuild(dsn, parts=2) == head

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
+from service.ops.demo import load_demo
+from service.projections.rebuild import log_head
 from tests.servers import LEGATION
 
 
@@ -14,3 +17,31 @@ def test_the_command_reports_the_position_it_rebuilt_to(dsn: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "rebuilt the read models from the log up to position 0" in run.stdout
+
+
+def test_the_command_folds_in_the_parts_asked_for(dsn: str) -> None:
+    asyncio.run(load_demo(dsn))
+    head = asyncio.run(log_head(dsn))
+    assert head > 0
+    env = {"DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [str(LEGATION), "rebuild", "--parts", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"rebuilt the read models from the log up to position {head}" in run.stdout
+
+
+def test_the_command_refuses_a_part_count_below_one(dsn: str) -> None:
+    run = subprocess.run(
+        [str(LEGATION), "rebuild", "--parts", "0"],
+        env={"DATABASE_URL": dsn, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "--parts: '0' is not a whole number of at least 1" in run.stderr
