@@ -13,6 +13,8 @@ their names or calling the handler. Which paths lead to such a route is learnt a
 requests are routed.
 That is only sound where the answer is a function of URL and position alone, which
 is why it is off when reads need a key.
+
+A HEAD is routed and answered as the GET it asks about, and its body dropped here.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from typing import Final
 
 import msgspec
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from litestar.utils import normalize_path
 
 from service.config import Settings
@@ -44,6 +54,7 @@ _NOT_BY_URL: Final = frozenset((b"if-none-match", b"accept-datetime"))
 # What a Host header may hold (RFC 3986's host and port characters), as routing checks it.
 _HOST: Final = re.compile(rb"\A[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*\Z")
 ROUTES_KEPT: Final = 10_000
+_HEAD: Final = "legation_head"  # in the scope of a HEAD answered as a GET
 _METHODS: Final = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 # "edge" (or "edge-cors" for a cross-origin request), path, query, representation
 EdgeKey = tuple[str, str, bytes, Representation | bytes]
@@ -74,11 +85,16 @@ class Edge:
             rid = request_ids.given(scope) or request_ids.new_id()
             scope["legation_request_id"] = rid  # type: ignore[typeddict-unknown-key]
             scope[SERVER_SEND] = send  # type: ignore[typeddict-unknown-key]  # stalled streams are aborted
+            head = scope["method"] == "HEAD"
+            if head:
+                send = _as_head(scope, send)
             started = time.perf_counter()
             status = [500]
             try:
                 await self._answer(app, scope, receive, send, status)
             finally:
+                if head:  # measured and logged as what was asked
+                    scope["method"] = "HEAD"
                 self._measure(scope, status[0], time.perf_counter() - started, rid)
 
         return edge
@@ -208,6 +224,30 @@ class Edge:
                 "client": client[0] if client else None,
             }
             access_log.info("request", extra={"fields": fields})
+
+
+def asked_head(scope: Scope) -> bool:
+    """Whether the request, routed and answered as a GET, is a HEAD (its body is dropped)."""
+    return bool(scope.get(_HEAD))
+
+
+def _as_head(scope: HTTPScope, send: Send) -> Send:
+    """Route a HEAD as the GET it asks about (RFC 9110, 9.3.2); send its answer without the body.
+
+    The method is HEAD again once the answer starts, as the server must see it: a
+    GET's Content-Length with no body would be a short answer to it.
+    """
+    scope[_HEAD] = True  # type: ignore[typeddict-unknown-key]
+    scope["method"] = "GET"
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            scope["method"] = "HEAD"
+        elif message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
 
 
 async def _replay(send: Send, remembered: Remembered, rid: bytes) -> None:

@@ -19,6 +19,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Scope, Send
 
 from service.config import Settings
+from service.http.edge import asked_head
 from service.http.rate_limits import client_address
 from service.http.resources import Pool
 from service.http.route_meta import route_meta
@@ -52,6 +53,11 @@ class _FollowedResponse(ASGIResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse past the caps; else stream, holding a slot until the client has left."""
+        if asked_head(scope):
+            # The GET's start and no body: nothing is followed, no slot is taken.
+            self.is_head_response = True
+            await super().__call__(scope, receive, send)
+            return
         address = client_address(scope)
         refusal = self.slots.take(address)
         if refusal is not None:
