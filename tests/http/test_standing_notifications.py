@@ -19,7 +19,7 @@ from service.projections.projector import project_batch
 from tests.conftest import authorised
 from tests.factories import expulsion, territorial_control
 from tests.http import test_webhooks
-from tests.http.test_webhooks import Client, Receiver, subscribe, until
+from tests.http.test_webhooks import Client, Receiver, as_documented, subscribe, until
 
 hooks, receiver = test_webhooks.hooks, test_webhooks.receiver  # fixtures shared with them
 
@@ -54,6 +54,7 @@ async def test_each_changed_standing_is_sent_with_its_figures_before_and_after(
     verifier = Webhook(subscription["secret"])
     for (headers, body), code in zip(receiver.received, ("NL", "RU"), strict=True):
         notice = verifier.verify(body, headers)
+        assert as_documented(body) == notice
         assert notice["id"] == headers["webhook-id"]
         assert notice["source"] == f"/v1/countries/{code}"
         data = notice["data"]

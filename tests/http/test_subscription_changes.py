@@ -19,7 +19,7 @@ from tests.conftest import make_key
 from tests.factories import expulsion, sanctions_round
 from tests.http import test_subscriptions, test_webhooks
 from tests.http.test_subscriptions import bearer
-from tests.http.test_webhooks import Client, Receiver, subscribe, until
+from tests.http.test_webhooks import Client, Receiver, as_documented, subscribe, until
 
 hooks, receiver = test_webhooks.hooks, test_webhooks.receiver  # fixtures shared with them
 app_client = test_subscriptions.app_client
@@ -372,6 +372,7 @@ async def test_a_ping_is_sent_now_signed_and_answered_with_status_and_latency(
     assert len(receiver.received) == 1
     headers, body = receiver.received[0]
     ping = Webhook(subscription["secret"]).verify(body, headers)
+    assert as_documented(body) == ping
     assert ping["type"] == "legation.ping"
     assert ping["source"] == f"/v1/subscriptions/{subscription['id']}"
     assert ping["id"] == headers["webhook-id"]

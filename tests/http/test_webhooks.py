@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
 from service.config import Settings
+from service.http.openapi.webhooks import ENVELOPES
 from tests.conftest import authorised
 from tests.factories import expulsion, sanctions_round
 
@@ -78,6 +79,16 @@ async def until(predicate: Any, within: float = 10.0) -> None:
             await asyncio.sleep(0.05)
 
 
+def as_documented(body: bytes) -> dict[str, Any]:
+    """A delivery, checked against the envelope openapi.json documents for its type: every
+    field it names is there with its type (it decodes as that Struct), and no other."""
+    delivered: dict[str, Any] = msgspec.json.decode(body)
+    envelope = ENVELOPES[delivered["type"]]
+    msgspec.json.decode(body, type=envelope)
+    assert set(delivered) == set(envelope.__struct_fields__), delivered["type"]
+    return delivered
+
+
 async def test_deliveries_are_signed_cloudevents_in_log_order(
     hooks: Client, receiver: Receiver
 ) -> None:
@@ -90,6 +101,7 @@ async def test_deliveries_are_signed_cloudevents_in_log_order(
     for headers, body in receiver.received:
         assert headers["content-type"] == "application/cloudevents+json"
         verifier.verify(body, headers)  # raises if the signature does not hold
+        as_documented(body)
     one, two = receiver.events()
     incident = first.json()["id"]
     assert (one["specversion"], one["type"], one["subject"]) == (

@@ -38,7 +38,7 @@ from service.http.problems import PROBLEM_JSON, ProblemDetails
 from service.http.representations import CSV
 from service.http.route_meta import RouteMeta, meta_of
 from service.http.routes.stream import EVENT_STREAM
-from service.incidents.catalogue import CATALOGUE, Report, Source
+from service.incidents.catalogue import Report, Source
 from service.incidents.domain import Correction, Retraction
 from service.incidents.views import IncidentView
 from service.subscribers.fanout import StreamEvent
@@ -269,8 +269,8 @@ def refine(app: Litestar) -> None:
     document.components.headers = {**headers.HEADERS}
     document.components.parameters = {**webhooks.PARAMETERS}
     document.webhooks = {
-        entry.name: webhooks.webhook(entry, schemas.extras[webhooks.ENVELOPES[entry.name]])
-        for entry in CATALOGUE
+        delivery.name: webhooks.webhook(delivery, schemas.extras[webhooks.ENVELOPES[delivery.name]])
+        for delivery in webhooks.DELIVERIES
     }
 
 
