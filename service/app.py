@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
         # Browsers may read (EventSource included) from any origin; writes need no CORS.
         cors_config=CORSConfig(
             allow_origins=["*"],
-            allow_methods=["GET"],
+            allow_methods=["GET", "HEAD"],
             expose_headers=["Legation-Position", "ETag"],
         ),
     )

@@ -128,7 +128,10 @@ class Edge:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 start.append(message)
-                message["headers"] = [*message.get("headers", ()), (request_ids.HEADER, rid)]
+                headers = [*message.get("headers", ()), (request_ids.HEADER, rid)]
+                if status[0] == 405 or scope.get("method") == "OPTIONS":
+                    headers = _head_allowed(headers)
+                message["headers"] = headers
                 # Routed by now: whether the route keeps its answers is known.
                 meta = self._kept_route(scope, path) if status[0] == 200 else None
                 kept = self._key(scope, path, meta) if meta else None
@@ -248,6 +251,19 @@ def _as_head(scope: HTTPScope, send: Send) -> Send:
         await send(message)
 
     return send_head
+
+
+def _head_allowed(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with HEAD in Allow wherever GET is: this layer answers it (routing does not)."""
+    return [
+        (name, value + b", HEAD") if name.lower() == b"allow" and _gets(value) else (name, value)
+        for name, value in headers
+    ]
+
+
+def _gets(allow: bytes) -> bool:
+    methods = {method.strip() for method in allow.split(b",")}
+    return b"GET" in methods and b"HEAD" not in methods
 
 
 async def _replay(send: Send, remembered: Remembered, rid: bytes) -> None:

@@ -112,8 +112,9 @@ async def _fold_parts(
 
     def deliver_for(part: Part) -> Deliver:
         async def deliver(incident_rows: bytes, version_rows: bytes, position: int) -> None:
-            await outlets[0].put(incident_rows)
-            await outlets[1].put(version_rows)
+            for outlet, rows in zip(outlets, (incident_rows, version_rows), strict=True):
+                if rows:
+                    await outlet.put(rows)
             reached[part.index] = position
             folding.on_progress(min(reached))
 

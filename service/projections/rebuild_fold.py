@@ -135,6 +135,7 @@ async def fold_into(conn: asyncpg.Connection[Any], fold: Fold, deliver: Deliver)
             f"the log up to position {fold.head} changed while it was folded:"
             f" {fold.unsettled} incidents never reached their last event"
         )
+    await deliver(b"", b"", fold.head)  # no rows: the part is done up to the head
 
 
 async def start_fold(conn: asyncpg.Connection[Any], head: int, part: Part) -> Fold:

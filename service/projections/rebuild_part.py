@@ -33,8 +33,10 @@ async def fold_in_processes(
 ) -> None:
     """Fold the log up to `head` in `count` parts, delivering each part's rows as they come."""
     parts = [Part(index, count) for index in range(count)]
-    processes = [await _start(dsn, head, part) for part in parts]
+    processes: list[asyncio.subprocess.Process] = []
     try:
+        for part in parts:
+            processes.append(await _start(dsn, head, part))
         async with asyncio.TaskGroup() as tasks:
             for process, part in zip(processes, parts, strict=True):
                 tasks.create_task(_relay(process, part, deliver_for(part)))
@@ -49,8 +51,9 @@ async def fold_in_processes(
 
 async def _start(dsn: str, head: int, part: Part) -> asyncio.subprocess.Process:
     arguments = (str(part.index), str(part.count), str(head))
+    # -P: this package as installed, never a `service` in the current directory.
     return await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", __name__, *arguments),
+        *(sys.executable, "-P", "-m", __name__, *arguments),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, PART_DSN: dsn},
         limit=READ_LIMIT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
+from service.log.database import connect
 from service.ops.demo import load_demo
 from service.projections.rebuild import log_head
 from tests.servers import LEGATION
@@ -33,6 +34,17 @@ def test_the_command_folds_in_the_parts_asked_for(dsn: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert f"rebuilt the read models from the log up to position {head}" in run.stdout
+    rows = asyncio.run(_count(dsn, "SELECT count(*) FROM incidents"))
+    assert rows == asyncio.run(_count(dsn, "SELECT count(DISTINCT stream) FROM events")) > 0
+
+
+async def _count(dsn: str, query: str) -> int:
+    conn = await connect(dsn)
+    try:
+        count: int = await conn.fetchval(query)
+        return count
+    finally:
+        await conn.close()
 
 
 def test_the_command_refuses_a_part_count_below_one(dsn: str) -> None:

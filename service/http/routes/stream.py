@@ -53,15 +53,16 @@ class _FollowedResponse(ASGIResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse past the caps; else stream, holding a slot until the client has left."""
-        if asked_head(scope):
-            # The GET's start and no body: nothing is followed, no slot is taken.
-            self.is_head_response = True
-            await super().__call__(scope, receive, send)
-            return
         address = client_address(scope)
         refusal = self.slots.take(address)
         if refusal is not None:
             await refuse(send, refusal)
+            return
+        if asked_head(scope):
+            # The GET's start and no body: the slot was only a check, nothing is followed.
+            self.slots.release(address)
+            self.is_head_response = True
+            await super().__call__(scope, receive, send)
             return
         try:
             cycle = server_cycle(scope, receive)
