@@ -216,7 +216,9 @@ def default_parts(head: int) -> int:
     """A part per core for a large log; one for a log folded faster than a process starts."""
     if head < PARTS_FROM:
         return 1
-    return max(1, min(os.cpu_count() or 1, MAX_PARTS))
+    # The cores this process may run on (a container's or taskset's), not all the machine's.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_PARTS))
 
 
 async def rebuild(
